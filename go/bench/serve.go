@@ -97,7 +97,10 @@ func oneStream(ctx context.Context, client *http.Client, o ServeOptions, seed in
 		prompt[i] = 1000 + int(x%100000)
 	}
 	body, _ := json.Marshal(map[string]any{"model": o.Model, "prompt": prompt, "max_tokens": o.MaxTokens,
-		"temperature": 0, "stream": true, "ignore_eos": true, "stream_options": map[string]any{"include_usage": true}})
+		"temperature": 0, "stream": true, "ignore_eos": true, "stream_options": map[string]any{"include_usage": true},
+		// every token then comes in its own chunk, even one whose text is empty (a model folder
+		// without a tokenizer, a token ending inside a UTF-8 sequence): TTFT and ITL stay per token
+		"return_token_ids": true})
 	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimRight(o.URL, "/")+"/v1/completions", bytes.NewReader(body))
 	if err != nil {
 		return reqStats{err: err}
@@ -132,7 +135,9 @@ func oneStream(ctx context.Context, client *http.Client, o ServeOptions, seed in
 			break
 		}
 		var chunk struct {
-			Choices []json.RawMessage `json:"choices"`
+			Choices []struct {
+				TokenIDs []int `json:"token_ids"`
+			} `json:"choices"`
 			Usage   *struct {
 				PromptTokens     int `json:"prompt_tokens"`
 				CompletionTokens int `json:"completion_tokens"`
@@ -144,8 +149,8 @@ func oneStream(ctx context.Context, client *http.Client, o ServeOptions, seed in
 		if chunk.Usage != nil {
 			st.tokens, st.prompt = chunk.Usage.CompletionTokens, chunk.Usage.PromptTokens
 		}
-		if len(chunk.Choices) == 0 {
-			continue
+		if len(chunk.Choices) == 0 || len(chunk.Choices[0].TokenIDs) == 0 {
+			continue /* the usage chunk, the closing finish_reason chunk */
 		}
 		now := time.Now()
 		if st.ttft == 0 {

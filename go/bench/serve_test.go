@@ -2,11 +2,13 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -17,10 +19,19 @@ func fakeServer(t *testing.T, broken bool) *httptest.Server {
 	var count atomic.Int32
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		require.Equal(t, "/v1/completions", r.URL.Path)
+		var body map[string]any
+		require.NoError(t, json.NewDecoder(r.Body).Decode(&body))
+		require.Equal(t, true, body["return_token_ids"], "one chunk per token, even an empty one")
 		w.Header().Set("Content-Type", "text/event-stream")
 		for i := 0; i < 4; i++ {
-			fmt.Fprintf(w, "data: {\"choices\":[{\"index\":0,\"text\":\"x\"}]}\n\n")
+			if i > 0 {
+				time.Sleep(5 * time.Millisecond)
+			}
+			text := []string{"x", "", "y", "z"}[i] /* an empty-text token still counts */
+			fmt.Fprintf(w, "data: {\"choices\":[{\"index\":0,\"text\":%q,\"token_ids\":[%d]}]}\n\n", text, 10+i)
+			w.(http.Flusher).Flush()
 		}
+		fmt.Fprintf(w, "data: {\"choices\":[{\"index\":0,\"text\":\"\",\"finish_reason\":\"length\"}]}\n\n")
 		fmt.Fprintf(w, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":8,\"completion_tokens\":4}}\n\n")
 		if broken && count.Add(1)%3 == 0 {
 			return
@@ -41,6 +52,8 @@ func TestServeLoad(t *testing.T) {
 	require.Equal(t, 24, rs[1].GeneratedTokens)
 	require.Equal(t, 48, rs[1].PromptTokens)
 	require.Greater(t, rs[1].OutputTokPerSec, 0.0)
+	/* 3 gaps of >= 5 ms per request; the closing finish_reason chunk is not a token */
+	require.GreaterOrEqual(t, rs[1].ITLP50Ms, 5.0)
 
 	bad := fakeServer(t, true)
 	defer bad.Close()
