@@ -36,6 +36,9 @@ type Options struct {
 	Device  int
 	Threads int
 	W8A8    bool
+	// HostLogits: decode steps download every sequence's logits row (what host sampling
+	// needs) instead of picking the greedy token on the device and downloading only its id.
+	HostLogits bool
 
 	Profile      bool
 	ProfileSteps int // decode steps per profiled tg test (0: min(Gen, 16))
@@ -324,7 +327,7 @@ func Run(o Options) (*Report, error) {
 		rep.Device.Driver, rep.Device.CUDA = gpuDriver(o.Device)
 	}
 	rep.Settings = map[string]any{"prompt": o.Prompt, "gen": o.Gen, "batches": o.Batches, "reps": o.Reps,
-		"warmup": o.Warmup, "threads": o.Threads, "w8a8": o.W8A8, "profile": o.Profile, "seed": o.Seed,
+		"warmup": o.Warmup, "threads": o.Threads, "w8a8": o.W8A8, "host_logits": o.HostLogits, "profile": o.Profile, "seed": o.Seed,
 		"act_dtype": l.m.Opts.ActDType.String(), "cache_dtype": l.m.Opts.CacheDType.String(),
 		"max_context": l.m.Opts.MaxContext, "max_batch": l.m.Opts.MaxBatch, "max_tokens": l.m.Opts.MaxTokens}
 
@@ -404,6 +407,13 @@ func Run(o Options) (*Report, error) {
 	rep.Load.PeakHostBytes = PeakRSS()
 	if l.raw.Name() == "cpu" {
 		rep.Notes = append(rep.Notes, "cpu: weights are used in place from the memory-mapped checkpoint; peak_host_bytes counts the mapped pages touched")
+	}
+	if o.Gen > 0 {
+		if o.HostLogits {
+			rep.Notes = append(rep.Notes, "decode: every sequence's logits row is downloaded each step (--host-logits)")
+		} else {
+			rep.Notes = append(rep.Notes, "decode: greedy token picked on the device, only the ids downloaded (--host-logits downloads the logits)")
+		}
 	}
 	rep.Notes = append(rep.Notes, "floors: decode = weight bytes a step reads (routed experts: expected distinct ones under uniform routing) / copy bandwidth, or FLOPs / GEMM rate when larger; prefill = 2 x active params x tokens (+ lm_head for the last token) / GEMM rate, or bytes / copy bandwidth when larger; attention not counted")
 	return rep, nil
@@ -511,8 +521,9 @@ func (r *runner) prefill(p int) (float64, error) {
 	return time.Since(t0).Seconds(), nil
 }
 
-// decode: b sequences from empty, n steps of one new (random) token each, logits of every
-// sequence back on the host each step (as sampling on the host needs them).
+// decode: b sequences from empty, n steps of one new (random) token each; each step picks every
+// sequence's greedy token on the device and downloads the ids (as the scheduler does for
+// greedy requests), or with HostLogits downloads every logits row (as host sampling needs).
 func (r *runner) decode(b, n int) (float64, error) {
 	m := r.l.m
 	seqs := make([]deepseek.Sequence, b)
@@ -532,9 +543,10 @@ func (r *runner) decode(b, n int) (float64, error) {
 	t0 := time.Now()
 	for s := 0; s < n; s++ {
 		for i := range reqs {
-			reqs[i] = deepseek.Request{Seq: &seqs[i], Tokens: steps[s][i : i+1], Logits: deepseek.LogitsLast}
+			reqs[i] = deepseek.Request{Seq: &seqs[i], Tokens: steps[s][i : i+1], Logits: deepseek.LogitsLast,
+				Argmax: !r.o.HostLogits}
 		}
-		if _, err := m.Step(reqs); err != nil {
+		if _, _, err := m.StepIDs(reqs); err != nil {
 			return 0, fmt.Errorf("decode step %d of %d sequences: %w", s, b, err)
 		}
 	}
@@ -574,10 +586,11 @@ func (r *runner) profile() []ProfileTable {
 			for s := 0; s < r.o.ProfileSteps && err == nil; s++ {
 				toks := r.tokens(b)
 				for i := range reqs {
-					reqs[i] = deepseek.Request{Seq: &seqs[i], Tokens: toks[i : i+1], Logits: deepseek.LogitsLast}
+					reqs[i] = deepseek.Request{Seq: &seqs[i], Tokens: toks[i : i+1], Logits: deepseek.LogitsLast,
+						Argmax: !r.o.HostLogits}
 				}
 				t0 := time.Now()
-				_, err = m.Step(reqs)
+				_, _, err = m.StepIDs(reqs)
 				_ = r.l.raw.Sync()
 				p.AddStep(time.Since(t0))
 			}

@@ -137,6 +137,7 @@ func runBenchE2E(e *env, args []string) error {
 	fs.IntVar(&o.Device, "device", 0, "GPU index")
 	fs.IntVarP(&o.Threads, "threads", "t", 0, "CPU threads (0: one per core)")
 	fs.BoolVar(&o.W8A8, "w8a8", false, "fp8 weights: quantise activations to fp8 too")
+	fs.BoolVar(&o.HostLogits, "host-logits", false, "decode tests: download every sequence's logits each step (host sampling) instead of the greedy ids picked on the device")
 	fs.BoolVar(&o.Profile, "profile", false, "time each kernel kind per step (one more run of each test, Sync around every kernel)")
 	fs.IntVar(&o.ProfileSteps, "profile-steps", 0, "decode steps profiled per tg test (0: min(n, 16))")
 	fs.BoolVar(&o.SkipCeilings, "no-ceilings", false, "skip measuring the device's copy bandwidth and GEMM rate (no floors)")

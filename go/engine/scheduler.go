@@ -171,6 +171,9 @@ type SchedulerStats struct {
 	Waiting, Running        int
 	FreeBlocks, TotalBlocks int
 	Steps, Preemptions      int64
+	// DevicePicks counts tokens chosen by the device's argmax (greedy sequences: only the id
+	// came back, not the logits row).
+	DevicePicks int64
 }
 
 // KVUsage is the fraction of KV blocks in use, 0..1.
@@ -203,6 +206,7 @@ type Scheduler struct {
 	statFree   atomic.Int64
 	statSteps  atomic.Int64
 	statPreemp atomic.Int64
+	statPicks  atomic.Int64
 	inflight   atomic.Int64 // sequences submitted and not yet finished
 }
 
@@ -220,6 +224,7 @@ type seqState struct {
 	preempted int
 	prompt    []int32    // the original prompt (LogitsHook)
 	cons      Constraint // nil: unconstrained
+	greedy    bool       // deviceGreedy(params): the token may be picked on the device
 }
 
 // NewScheduler starts the scheduler's goroutine over e.
@@ -255,7 +260,7 @@ func (s *Scheduler) Engine() *Engine { return s.e }
 func (s *Scheduler) Stats() SchedulerStats {
 	return SchedulerStats{Waiting: int(s.statWait.Load()), Running: int(s.statRun.Load()),
 		FreeBlocks: int(s.statFree.Load()), TotalBlocks: s.e.Model.KV.NumBlocks,
-		Steps: s.statSteps.Load(), Preemptions: s.statPreemp.Load()}
+		Steps: s.statSteps.Load(), Preemptions: s.statPreemp.Load(), DevicePicks: s.statPicks.Load()}
 }
 
 // MaxContext is the context length the model was loaded for.
@@ -301,6 +306,7 @@ func (s *Scheduler) Submit(ctx context.Context, r GenRequest) (*Stream, error) {
 			if r.Constraint != nil {
 				q.cons = r.Constraint(q.index)
 			}
+			q.greedy = deviceGreedy(p, s.e.Cfg.VocabSize)
 			if q.params.MaxTokens <= 0 || q.params.MaxTokens > ctxLen-len(ids) {
 				q.params.MaxTokens = ctxLen - len(ids)
 			}
@@ -525,7 +531,8 @@ func (s *Scheduler) step() {
 		if i >= len(s.running) {
 			break
 		}
-		reqs = append(reqs, deepseek.Request{Seq: &q.kv, Tokens: q.toks[q.kv.Len:], Logits: deepseek.LogitsLast})
+		reqs = append(reqs, deepseek.Request{Seq: &q.kv, Tokens: q.toks[q.kv.Len:], Logits: deepseek.LogitsLast,
+			Argmax: s.devicePick(q)})
 		owners = append(owners, q)
 		budget--
 	}
@@ -558,7 +565,8 @@ func (s *Scheduler) step() {
 		if n == pending {
 			want = deepseek.LogitsLast
 		}
-		reqs = append(reqs, deepseek.Request{Seq: &q.kv, Tokens: q.toks[q.kv.Len : q.kv.Len+n], Logits: want})
+		reqs = append(reqs, deepseek.Request{Seq: &q.kv, Tokens: q.toks[q.kv.Len : q.kv.Len+n], Logits: want,
+			Argmax: want == deepseek.LogitsLast && s.devicePick(q)})
 		owners = append(owners, q)
 		budget -= n
 		keys += q.kv.Len + n
@@ -569,7 +577,7 @@ func (s *Scheduler) step() {
 	}
 
 	// 5. Run, sample, stream.
-	out, err := s.e.Model.Step(reqs)
+	out, ids, err := s.e.Model.StepIDs(reqs)
 	s.statSteps.Add(1)
 	now := time.Now()
 	if err != nil {
@@ -594,6 +602,12 @@ func (s *Scheduler) step() {
 	parallelFor(len(todo), func(i int) {
 		k := todo[i]
 		q := owners[k]
+		if ids[k] >= 0 { /* picked on the device: Sample's greedy rule, only the id came back */
+			drawn[k].res = sampling.Result{ID: int(ids[k])}
+			q.smp.SetStep(q.smp.Step() + 1)
+			s.statPicks.Add(1)
+			return
+		}
 		if h := s.cfg.LogitsHook; h != nil {
 			h(LogitsInfo{Prompt: q.prompt, Choice: q.index, Step: q.generated}, out[k])
 		}
@@ -616,6 +630,13 @@ func (s *Scheduler) step() {
 		s.dropRunning(done)
 	}
 	s.publish()
+}
+
+// devicePick says whether q's next token may be the device's argmax (Request.Argmax): greedy
+// with nothing that needs the logits on the host at this step (penalties, logprobs, a
+// constraint's mask, MinTokens still suppressing EOS, the tests' LogitsHook).
+func (s *Scheduler) devicePick(q *seqState) bool {
+	return q.greedy && q.cons == nil && s.cfg.LogitsHook == nil && q.generated >= q.params.MinTokens
 }
 
 type drawResult struct {

@@ -330,3 +330,51 @@ func TestSchedulerShutdown(t *testing.T) {
 	require.ErrorIs(t, errs[0], ErrShuttingDown)
 	require.Equal(t, s.Stats().TotalBlocks, s.Stats().FreeBlocks)
 }
+
+// Greedy sequences take the device's argmax (only ids come back); the tokens must be those the
+// host sampler picks from the downloaded logits (a LogitsHook forces that path), also in a
+// batch that mixes them with sampled sequences and with MinTokens (host rows for the first
+// tokens, device rows after).
+func TestSchedulerDevicePick(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 9))
+	prompts := [][]int32{randomPrompt(r, 5), randomPrompt(r, 11), randomPrompt(r, 3)}
+	params := func(k int) sampling.Params {
+		p := greedy(12)
+		switch k {
+		case 1:
+			p.Temperature, p.TopK, p.HasSeed, p.Seed = 0.8, 20, true, 42
+		case 2:
+			p.MinTokens = 4
+		}
+		return p
+	}
+	run := func(hook bool) ([][]int, SchedulerStats) {
+		e := openFixture(t, 4, 64, CacheConfig{})
+		cfg := SchedulerConfig{}
+		if hook {
+			cfg.LogitsHook = func(LogitsInfo, []float32) {}
+		}
+		s := NewScheduler(e, cfg)
+		defer s.Close()
+		var sts []*Stream
+		for k, pr := range prompts {
+			st, err := s.Submit(context.Background(), GenRequest{Prompts: [][]int32{pr}, Params: params(k)})
+			require.NoError(t, err)
+			sts = append(sts, st)
+		}
+		var out [][]int
+		for _, st := range sts {
+			ids, fin, errs := collect(t, st)
+			require.NoError(t, errs[0])
+			require.Equal(t, sampling.FinishLength, fin[0])
+			out = append(out, ids[0])
+		}
+		return out, s.Stats()
+	}
+	host, hs := run(true)
+	dev, ds := run(false)
+	require.Equal(t, host, dev)
+	require.Zero(t, hs.DevicePicks)
+	/* sequence 0: 12 picks; sequence 2: 12 - 4 (MinTokens); sequence 1 samples */
+	require.EqualValues(t, 12+8, ds.DevicePicks)
+}
