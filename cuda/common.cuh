@@ -24,6 +24,7 @@
 #include <stdarg.h>
 #include <math.h>
 #include <algorithm>
+#include <utility>
 
 #include "deepgo_kernels.h"
 
@@ -129,6 +130,33 @@ __device__ __forceinline__ float e4m3_to_f32(uint8_t b) {
     __nv_fp8_e4m3 q;
     q.__x = b;
     return (float)q;
+}
+
+/* Two e4m3 values (the low byte is the first) to f32, exact (every e4m3 value is an f16 value):
+ * one cvt.rn.f16x2.e4m3x2 (sm_89+; the high byte goes to the high half) and two f16 -> f32,
+ * instead of a conversion per element. */
+__device__ __forceinline__ float2 e4m3x2_to_f32x2(uint16_t pair) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+    uint32_t h;
+    asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(h) : "h"(pair));
+    return __half22float2(*(const __half2 *)&h);
+#else
+    return make_float2(e4m3_to_f32((uint8_t)(pair & 0xff)), e4m3_to_f32((uint8_t)(pair >> 8)));
+#endif
+}
+
+/* A 16-byte chunk of 16 e4m3 values to f32, in order. */
+__device__ __forceinline__ void e4m3x16_to_f32(const uint4 &raw, float (&f)[16]) {
+    const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+        float2 a = e4m3x2_to_f32x2((uint16_t)(w[q] & 0xffffu));
+        float2 b = e4m3x2_to_f32x2((uint16_t)(w[q] >> 16));
+        f[4 * q + 0] = a.x;
+        f[4 * q + 1] = a.y;
+        f[4 * q + 2] = b.x;
+        f[4 * q + 3] = b.y;
+    }
 }
 
 __device__ __forceinline__ uint8_t f32_to_e4m3(float f) {
@@ -260,6 +288,72 @@ __device__ __forceinline__ void warp_argmax(float &v, int &i) {
         int i2 = __shfl_xor_sync(0xffffffffu, i, o);
         argmax_merge(v, i, v2, i2);
     }
+}
+
+}  // namespace dg
+
+/* ---------------------------------------------------------------------------------------------
+ * Programmatic dependent launch (sm_90+). A decode step is ~250 short kernels in a row; with
+ * plain stream order each one starts only after its predecessor has drained, and its blocks
+ * then ramp up from nothing. A kernel launched by launch_pdl() may be scheduled while its
+ * predecessor still runs: it does what needs no earlier result (an L2 prefetch of its own
+ * weights), then pdl_enter() waits until every earlier kernel has completed and its writes are
+ * visible, and lets its own successor be scheduled. The trigger comes after the wait, so at most
+ * one kernel is waiting ahead of the running one.
+ *
+ * Rules: a kernel launched by launch_pdl() calls pdl_enter() before its first access to memory
+ * that another kernel writes or reads (weights are read-only and may be touched earlier), and
+ * on every path (a block may return before it: an exit counts as the trigger). On sm_80/89 the
+ * calls compile to nothing and launch_pdl() launches plainly. DEEPGO_PDL=0 turns it off.
+ * ------------------------------------------------------------------------------------------- */
+namespace dg {
+
+__device__ __forceinline__ void pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+/* Asynchronous prefetch of [p, p + bytes) into L2 (the TMA unit; no registers, no wait).
+ * p and bytes are rounded inwards to 16 bytes, as the instruction requires. */
+__device__ __forceinline__ void prefetch_l2(const void *p, int64_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    uintptr_t a = ((uintptr_t)p + 15) & ~(uintptr_t)15;
+    int64_t n = (bytes - (int64_t)(a - (uintptr_t)p)) & ~(int64_t)15;
+    while (n > 0) {
+        uint32_t c = (uint32_t)(n < (1 << 20) ? n : (1 << 20));
+        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(a), "r"(c) : "memory");
+        a += c;
+        n -= c;
+    }
+#else
+    (void)p;
+    (void)bytes;
+#endif
+}
+
+/* Whether launch_pdl() asks for programmatic serialisation: the current device is sm_90+ and
+ * DEEPGO_PDL is not "0". Defined in runtime.cu; read once per device. */
+bool pdl_on();
+
+/* kernel<<<grid, block, smem, stream>>>(args...) with programmatic stream serialisation when
+ * pdl_on(). The kernel must follow the rules above. Errors surface through cudaGetLastError
+ * (DG_LAUNCHED) like a <<<>>> launch. */
+template <typename... KArgs, typename... Args>
+static inline void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t st,
+                              Args &&...args) {
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = st;
+    cfg.attrs = attr;
+    cfg.numAttrs = pdl_on() ? 1 : 0;
+    (void)cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
 }
 
 }  // namespace dg

@@ -24,6 +24,7 @@ using namespace dg;
 namespace {
 
 __global__ void embed_kernel(dg_embed_args a) {
+    pdl_enter();
     int64_t t = blockIdx.x;
     int32_t id = a.ids[t];
     bool ok = id >= 0 && id < a.table.rows;
@@ -35,6 +36,7 @@ __global__ void embed_kernel(dg_embed_args a) {
 
 template <typename T>
 __global__ void silu_mul_kernel(dg_silu_mul_args a) {
+    pdl_enter();
     int64_t t = blockIdx.y;
     int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= a.dim) return;
@@ -46,6 +48,7 @@ __global__ void silu_mul_kernel(dg_silu_mul_args a) {
 
 template <typename T>
 __global__ void rope_kernel(dg_rope_args a) {
+    pdl_enter();
     int64_t half = a.rope_dim / 2;
     int64_t total = a.n_tok * a.n_heads * half;
     for (int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
@@ -63,6 +66,7 @@ __global__ void rope_kernel(dg_rope_args a) {
 }
 
 __global__ void kv_store_kernel(dg_kv_store_args a) {
+    pdl_enter();
     int64_t t = blockIdx.y;
     int32_t slot = a.slots[t];
     if (slot < 0) return;
@@ -114,7 +118,7 @@ DG_API dg_status dg_embed(const dg_embed_args *a, dg_stream s) {
     DG_NOT_NULL(a->ids, "dg_embed");
     DG_NOT_NULL(a->out, "dg_embed");
     int threads = a->table.cols >= 256 ? 256 : 64;
-    embed_kernel<<<(unsigned)a->n, threads, 0, stream_of(s)>>>(*a);
+    launch_pdl(embed_kernel, (unsigned)a->n, threads, 0, stream_of(s), *a);
     DG_LAUNCHED("embed_kernel");
     return DG_OK;
 }
@@ -128,9 +132,9 @@ DG_API dg_status dg_silu_mul(const dg_silu_mul_args *a, dg_stream s) {
     DG_REQUIRE(a->gate && a->up && a->out, "dg_silu_mul: NULL pointer");
     dim3 grid((unsigned)ceil_div(a->dim, 256), (unsigned)a->n);
     if (a->dtype == DG_F32)
-        silu_mul_kernel<float><<<grid, 256, 0, stream_of(s)>>>(*a);
+        launch_pdl(silu_mul_kernel<float>, grid, 256, 0, stream_of(s), *a);
     else
-        silu_mul_kernel<__nv_bfloat16><<<grid, 256, 0, stream_of(s)>>>(*a);
+        launch_pdl(silu_mul_kernel<__nv_bfloat16>, grid, 256, 0, stream_of(s), *a);
     DG_LAUNCHED("silu_mul_kernel");
     return DG_OK;
 }
@@ -146,9 +150,9 @@ DG_API dg_status dg_rope(const dg_rope_args *a, dg_stream s) {
     DG_REQUIRE(a->x && a->pos && a->inv_freq, "dg_rope: NULL pointer");
     int g = grid_for(total, 256);
     if (a->dtype == DG_F32)
-        rope_kernel<float><<<g, 256, 0, stream_of(s)>>>(*a);
+        launch_pdl(rope_kernel<float>, g, 256, 0, stream_of(s), *a);
     else
-        rope_kernel<__nv_bfloat16><<<g, 256, 0, stream_of(s)>>>(*a);
+        launch_pdl(rope_kernel<__nv_bfloat16>, g, 256, 0, stream_of(s), *a);
     DG_LAUNCHED("rope_kernel");
     return DG_OK;
 }
@@ -163,7 +167,7 @@ DG_API dg_status dg_kv_store(const dg_kv_store_args *a, dg_stream s) {
     DG_REQUIRE(a->n <= 65535, "dg_kv_store: n %lld > 65535 rows per call", (long long)a->n);
     DG_REQUIRE(a->src && a->slots && a->cache, "dg_kv_store: NULL pointer");
     dim3 grid((unsigned)ceil_div(a->width, 256), (unsigned)a->n);
-    kv_store_kernel<<<grid, 256, 0, stream_of(s)>>>(*a);
+    launch_pdl(kv_store_kernel, grid, 256, 0, stream_of(s), *a);
     DG_LAUNCHED("kv_store_kernel");
     return DG_OK;
 }

@@ -12,8 +12,9 @@
  *                   (sm_80+). A and W are rounded to bf16 in shared memory. For BF16 activations.
  *   gemm_tile_simt  256 threads, 4x4 outputs each, f32 FMA. Exact f32 (F32 activations).
  *
- * Speed is a later issue: the staging is scalar (coalesced) and not double-buffered; a cp.async
- * pipeline, fp8 scale applied on the accumulator and wgmma for sm_90a come next.
+ * These generic tiles stage scalars (coalesced), not double-buffered. The fast tiles further down
+ * (gemm_tile_fast: bf16 A x bf16 W; gemm_tile_fast_fp8: bf16 A x e4m3 W, block scales applied to
+ * f32 partial sums per K-block) use a 3-stage cp.async pipeline, BN=128; wgmma for sm_90a is next.
  */
 #pragma once
 #include "common.cuh"
@@ -351,6 +352,267 @@ __device__ __forceinline__ void gemm_tile_fast(const __nv_bfloat16 *__restrict__
                 int64_t n = n0 + wn * 64 + ni * 8 + t4 * 2 + (c & 1);
                 if (r < m_end && n < N) epi(r, n, acc[mi][ni][c]);
             }
+}
+
+}  // namespace dg
+
+/* ---------------------------------------------------------------------------------------------
+ * The fast fp8 tile: bf16 A (16-byte aligned rows, as for the fast tile) and e4m3 W with f32
+ * block scales, W[n, k] = e4m3(q[n, k]) * scale[n / br][k / bc]. Requires W rows 16-byte aligned
+ * (data % 16 == 0, ldw % 16 == 0 bytes), K % 16 == 0 and bc % 32 == 0 (gemm_fast_fp8_ok); the
+ * callers keep the generic tiles otherwise.
+ *
+ * BM=64 x BN=128 x BK=32, 128 threads: 4 warps side by side along n, each 64 rows x 32 outputs
+ * (4 x 4 mma.sync m16n8k16 bf16 -> f32 per 16 k). 3-stage cp.async pipeline of 16-byte copies:
+ * A as bf16 (64 rows x 64 B) and W as raw e4m3 bytes (128 rows x 32 B: 4 KB a stage), both
+ * unpadded, zero-filled past m_end, N and K. Dynamic shared memory: GEMM_FAST_FP8_SMEM bytes.
+ *
+ * k order inside a BK step: the mma does not care which k a fragment slot stands for as long as A
+ * and B agree, so thread (g = lane/4, t4 = lane%4) takes the 8 consecutive k = 8*t4 .. 8*t4+7:
+ * one 16-byte smem load per A row (4 words: k pairs (0,1) (2,3) (4,5) (6,7)) and one 8-byte load
+ * per W row (8 e4m3 bytes). mma step s (0, 1) uses k 8*t4+4s .. +3: a0/a1 = the pair (4s, 4s+1) of
+ * rows g / g+8, a2/a3 = the pair (4s+2, 4s+3), b0 = W bytes (4s, 4s+1), b1 = bytes (4s+2, 4s+3).
+ * Both load patterns cover 128 contiguous bytes per access phase (8 lanes for 16-byte loads, 16
+ * for 8-byte ones): no bank conflicts without padding.
+ *
+ * e4m3 -> bf16 is exact (every e4m3 value is a bf16 value, subnormals included): see
+ * e4m3x4_to_bf16x2. The block scale is never folded into the bf16 operand: each K-block of bc
+ * columns is accumulated into its own f32 registers (tmp), and at the block's end
+ * acc += scale[n / br][kb] * tmp (one f32 fma per element, n = the element's W row), tmp = 0 -
+ * like the GEMV, which dequantises to f32. When the tile's 128 rows lie in one row block (br a
+ * multiple of 128, the usual case) the scale is one value per K-block, loaded a K-block ahead.
+ * ------------------------------------------------------------------------------------------- */
+
+/* The e4m3 -> bf16 conversion: 0 (default) a bit-exact integer sequence on every architecture;
+ * 1: cvt.rn.f16x2.e4m3x2 on sm_89+ (f16 -> f32 -> bf16 after it; all exact), integer elsewhere. */
+#ifndef DG_FP8_CVT_HW
+#define DG_FP8_CVT_HW 0
+#endif
+
+namespace dg {
+
+constexpr int GF8_STAGES = 3;
+constexpr int GF8_A_STAGE = GF_BM * GF_BK * 2; /* bytes: 64 rows x 32 bf16 */
+constexpr int GF8_W_STAGE = GF_BN * GF_BK;     /* bytes: 128 rows x 32 e4m3 */
+constexpr int GEMM_FAST_FP8_SMEM = GF8_STAGES * (GF8_A_STAGE + GF8_W_STAGE) + GF_BM * 8;
+/* moe.cu's moe_gemm_fast_kernel runs either tile on a GEMM_FAST_SMEM allocation. */
+static_assert(GEMM_FAST_FP8_SMEM <= GEMM_FAST_SMEM, "the fp8 tile must fit the bf16 tile's shared memory");
+
+/* Whether an e4m3 weight qualifies for the fast fp8 tile (A: gemm_fast_ok as for the bf16 tile). */
+__host__ __device__ __forceinline__ bool gemm_fast_fp8_ok(const void *data, int64_t ld, int64_t K, int32_t br,
+                                                          int32_t bc) {
+    return ((uintptr_t)data % 16 == 0) && (ld % 16 == 0) && (K % 16 == 0) && br > 0 && bc > 0 && bc % GF_BK == 0;
+}
+
+/* Four e4m3 codes (bytes 0..3 of q, byte 0 first in k) -> two bf16x2, exactly:
+ * lo = (byte 0, byte 1), hi = (byte 2, byte 3), the first of each pair in the low half.
+ * Integer path: a code s eeee mmm placed as bf16 bits s 0000 eeee mmm 0000 is the e4m3 value
+ * times 2^-120 (e4m3 bias 7, bf16 bias 127; code exponent 0 lands on bf16 subnormals with the
+ * same factor), and one bf16x2 fma by 2^120 (+ -0, so signed zeros stay) makes it exact: the
+ * result is a normal bf16, or zero. The NaN codes 0x7f/0xff come out as +-480, not NaN. */
+__device__ __forceinline__ void e4m3x4_to_bf16x2(uint32_t q, uint32_t &lo, uint32_t &hi) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890 && DG_FP8_CVT_HW
+    uint32_t h0, h1;
+    asm("{\n\t.reg .b16 l, h;\n\tmov.b32 {l, h}, %2;\n\t"
+        "cvt.rn.f16x2.e4m3x2 %0, l;\n\tcvt.rn.f16x2.e4m3x2 %1, h;\n\t}\n"
+        : "=r"(h0), "=r"(h1)
+        : "r"(q));
+    __half2 p0 = *reinterpret_cast<__half2 *>(&h0), p1 = *reinterpret_cast<__half2 *>(&h1);
+    float2 f0 = __half22float2(p0), f1 = __half22float2(p1);
+    __nv_bfloat162 b0 = __floats2bfloat162_rn(f0.x, f0.y), b1 = __floats2bfloat162_rn(f1.x, f1.y);
+    lo = *reinterpret_cast<uint32_t *>(&b0);
+    hi = *reinterpret_cast<uint32_t *>(&b1);
+#else
+    const uint32_t r0 = __byte_perm(q, 0u, 0x1404); /* byte 0 -> bits 8..15, byte 1 -> bits 24..31 */
+    const uint32_t r1 = __byte_perm(q, 0u, 0x3424); /* bytes 2, 3 likewise */
+    const uint32_t x0 = (r0 & 0x80008000u) | ((r0 >> 4) & 0x07f007f0u);
+    const uint32_t x1 = (r1 & 0x80008000u) | ((r1 >> 4) & 0x07f007f0u);
+    const uint32_t two120 = 0x7b807b80u, nzero = 0x80008000u;
+    asm("fma.rn.bf16x2 %0, %1, %2, %3;\n" : "=r"(lo) : "r"(x0), "r"(two120), "r"(nzero));
+    asm("fma.rn.bf16x2 %0, %1, %2, %3;\n" : "=r"(hi) : "r"(x1), "r"(two120), "r"(nzero));
+#endif
+}
+
+__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                               uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+/* C[r, n] = sum_k A[map(r), k] * W[n, k] for r in [m0, min(m0 + 64, m_end)), n in [n0, n0 + BNT)
+ * (n < N); epi(r, n, value) stores. W: e4m3 bytes, row stride ldw bytes; scale: [ceil(N / br)]
+ * rows of lds floats (lds >= ceil(K / bc)). smem: GEMM_FAST_FP8_SMEM bytes, 16-byte aligned.
+ * WM warps along m, 4 / WM along n; each warp (64 / WM) rows x (BNT * WM / 4) outputs, i.e. MI x NI
+ * mma tiles, with MI x NI x 4 f32 accumulators and as many per-K-block partial sums per thread. */
+template <int WM, int BNT, typename Epi>
+__device__ __forceinline__ void gemm_tile_fast_fp8_impl(const __nv_bfloat16 *__restrict__ A, int64_t lda,
+                                                        const int32_t *__restrict__ amap, int64_t m0, int64_t m_end,
+                                                        const uint8_t *__restrict__ W, int64_t ldw, int64_t N,
+                                                        int64_t K, const float *__restrict__ scale, int32_t br,
+                                                        int32_t bc, int64_t lds, int64_t n0, Epi epi, char *smem) {
+    typedef __nv_bfloat16 bf;
+    constexpr int WN = 4 / WM;
+    constexpr int WROWS = GF_BM / WM, WCOLS = BNT / WN; /* one warp's outputs */
+    constexpr int MI = WROWS / 16, NI = WCOLS / 8;
+    static_assert(WM * WN == GF_THREADS / 32 && MI * 16 == WROWS && NI * 8 == WCOLS && BNT <= GF_BN, "tile shape");
+    constexpr int AROW = GF_BK * 2; /* bytes per A row in shared memory */
+    char *As = smem;                                                  /* [STAGES][BM][BK] bf16 */
+    uint8_t *Ws = (uint8_t *)(smem + GF8_STAGES * GF8_A_STAGE);       /* [STAGES][BNT][BK] e4m3 */
+    int64_t *arow = (int64_t *)(smem + GF8_STAGES * (GF8_A_STAGE + GF8_W_STAGE)); /* [BM] */
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wm = warp / WN, wn = warp % WN;
+    const int g = lane >> 2, t4 = lane & 3;
+
+    for (int r = tid; r < GF_BM; r += GF_THREADS) arow[r] = (m0 + r < m_end) ? a_row(amap, m0 + r) : -1;
+    __syncthreads();
+
+    const int KT = (int)((K + GF_BK - 1) / GF_BK);
+    const int TPB = bc / GF_BK; /* k tiles per scale block */
+    auto load_stage = [&](int stage, int kt) {
+        const int64_t k0 = (int64_t)kt * GF_BK;
+        char *as = As + stage * GF8_A_STAGE;
+        uint8_t *ws = Ws + stage * GF8_W_STAGE;
+        /* A: 64 rows x 4 chunks of 8 bf16 = 256 chunks, 2 per thread */
+#pragma unroll
+        for (int i = 0; i < (GF_BM * GF_BK / 8) / GF_THREADS; i++) {
+            int idx = tid + i * GF_THREADS;
+            int r = idx >> 2, c = (idx & 3) * 8;
+            int64_t ar = arow[r];
+            bool ok = ar >= 0 && k0 + c < K;
+            const bf *src = ok ? A + ar * lda + k0 + c : A;
+            cp_async16(as + r * AROW + c * 2, src, ok);
+        }
+        /* W: BNT rows x 2 chunks of 16 e4m3 (K % 16 == 0: whole chunks), BNT / 64 per thread */
+#pragma unroll
+        for (int i = 0; i < (BNT * GF_BK / 16) / GF_THREADS; i++) {
+            int idx = tid + i * GF_THREADS;
+            int r = idx >> 1, c = (idx & 1) * 16;
+            bool ok = n0 + r < N && k0 + c < K;
+            const uint8_t *src = ok ? W + (n0 + r) * ldw + k0 + c : W;
+            cp_async16(ws + r * GF_BK + c, src, ok);
+        }
+    };
+
+    /* The scale of the tile's rows: one row of scales when all BNT rows share a row block. */
+    const bool s_uniform = (n0 / br) == ((n0 + BNT - 1) / br);
+    const float *srow = scale + (n0 / br) * lds;
+    float s_next = (s_uniform && KT > 0) ? srow[0] : 0.f; /* the current K-block's scale, loaded ahead */
+
+    float acc[MI][NI][4], tmp[MI][NI][4];
+#pragma unroll
+    for (int i = 0; i < MI; i++)
+#pragma unroll
+        for (int j = 0; j < NI; j++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                acc[i][j][c] = 0.f;
+                tmp[i][j][c] = 0.f;
+            }
+
+#pragma unroll
+    for (int s = 0; s < GF8_STAGES - 1; s++) {
+        if (s < KT) load_stage(s, s);
+        cp_async_commit();
+    }
+    int kin = 0;    /* k tiles done in the current K-block */
+    int64_t kb = 0; /* the current K-block */
+    for (int kt = 0; kt < KT; kt++) {
+        cp_async_wait<GF8_STAGES - 2>();
+        __syncthreads();
+        {
+            int nk = kt + GF8_STAGES - 1;
+            if (nk < KT) load_stage(nk % GF8_STAGES, nk);
+            cp_async_commit();
+        }
+        const char *as = As + (kt % GF8_STAGES) * GF8_A_STAGE;
+        const uint8_t *ws = Ws + (kt % GF8_STAGES) * GF8_W_STAGE;
+        uint32_t bfr[NI][4]; /* [ni][step 0: b0 b1, step 1: b0 b1] */
+#pragma unroll
+        for (int ni = 0; ni < NI; ni++) {
+            const uint2 q = *(const uint2 *)(ws + (wn * WCOLS + ni * 8 + g) * GF_BK + t4 * 8);
+            e4m3x4_to_bf16x2(q.x, bfr[ni][0], bfr[ni][1]);
+            e4m3x4_to_bf16x2(q.y, bfr[ni][2], bfr[ni][3]);
+        }
+#pragma unroll
+        for (int mi = 0; mi < MI; mi++) {
+            const int row = wm * WROWS + mi * 16 + g;
+            const uint4 lo = *(const uint4 *)(as + row * AROW + t4 * 16);       /* row g */
+            const uint4 hi = *(const uint4 *)(as + (row + 8) * AROW + t4 * 16); /* row g + 8 */
+#pragma unroll
+            for (int ni = 0; ni < NI; ni++)
+                mma_bf16_16816(tmp[mi][ni], lo.x, hi.x, lo.y, hi.y, bfr[ni][0], bfr[ni][1]);
+#pragma unroll
+            for (int ni = 0; ni < NI; ni++)
+                mma_bf16_16816(tmp[mi][ni], lo.z, hi.z, lo.w, hi.w, bfr[ni][2], bfr[ni][3]);
+        }
+        if (++kin == TPB || kt == KT - 1) {
+            /* end of a K-block: acc += scale * tmp, per element, in f32 */
+            float sc[NI][2];
+            if (s_uniform) {
+#pragma unroll
+                for (int ni = 0; ni < NI; ni++) sc[ni][0] = sc[ni][1] = s_next;
+                if (kt + 1 < KT) s_next = srow[kb + 1];
+            } else {
+#pragma unroll
+                for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+                    for (int j = 0; j < 2; j++) {
+                        int64_t n = n0 + wn * WCOLS + ni * 8 + t4 * 2 + j;
+                        sc[ni][j] = n < N ? scale[(n / br) * lds + kb] : 0.f;
+                    }
+            }
+#pragma unroll
+            for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+                for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+                    for (int c = 0; c < 4; c++) {
+                        acc[mi][ni][c] = fmaf(sc[ni][c & 1], tmp[mi][ni][c], acc[mi][ni][c]);
+                        tmp[mi][ni][c] = 0.f;
+                    }
+            kin = 0;
+            kb++;
+        }
+    }
+    cp_async_wait<0>();
+    __syncthreads(); /* the smem may be reused by the caller */
+
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+        for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                int64_t r = m0 + wm * WROWS + mi * 16 + g + (c >= 2 ? 8 : 0);
+                int64_t n = n0 + wn * WCOLS + ni * 8 + t4 * 2 + (c & 1);
+                if (r < m_end && n < N) epi(r, n, acc[mi][ni][c]);
+            }
+}
+
+/* The fast fp8 tile, 64 x 128: 4 warps side by side along n, each 64 x 32 (4 x 4 mma tiles, 128
+ * f32 registers of accumulators and partial sums per thread: ~190 registers in all). */
+template <typename Epi>
+__device__ __forceinline__ void gemm_tile_fast_fp8(const __nv_bfloat16 *__restrict__ A, int64_t lda,
+                                                   const int32_t *__restrict__ amap, int64_t m0, int64_t m_end,
+                                                   const uint8_t *__restrict__ W, int64_t ldw, int64_t N, int64_t K,
+                                                   const float *__restrict__ scale, int32_t br, int32_t bc,
+                                                   int64_t lds, int64_t n0, Epi epi, char *smem) {
+    gemm_tile_fast_fp8_impl<1, GF_BN>(A, lda, amap, m0, m_end, W, ldw, N, K, scale, br, bc, lds, n0, epi, smem);
+}
+
+/* The same, 64 x 64 (2 x 2 warps of 32 x 32: half the registers of accumulators, each W tile
+ * converted by two warps): for kernels that must stay near the bf16 tile's register count (moe.cu's
+ * grouped GEMM holds both; it calls this twice per 128 outputs). */
+template <typename Epi>
+__device__ __forceinline__ void gemm_tile_fast_fp8_n64(const __nv_bfloat16 *__restrict__ A, int64_t lda,
+                                                       const int32_t *__restrict__ amap, int64_t m0, int64_t m_end,
+                                                       const uint8_t *__restrict__ W, int64_t ldw, int64_t N,
+                                                       int64_t K, const float *__restrict__ scale, int32_t br,
+                                                       int32_t bc, int64_t lds, int64_t n0, Epi epi, char *smem) {
+    gemm_tile_fast_fp8_impl<2, 64>(A, lda, amap, m0, m_end, W, ldw, N, K, scale, br, bc, lds, n0, epi, smem);
 }
 
 }  // namespace dg

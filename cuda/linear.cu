@@ -13,7 +13,14 @@
  *         GEMV_UNROLL (4) chunks are loaded (streaming, no L1 allocation) before their first use,
  *         and x is read in vectors when its rows are 16-byte aligned.
  *   GEMM  (m > 8), BF16 x and BF16 W with 16-byte aligned rows: gemm.cuh's fast tile (64x128x32,
- *         3-stage cp.async pipeline, ldmatrix, mma.sync). Otherwise gemm.cuh tiles, 64x64x32. BF16 x: mma.sync bf16 tensor cores (W rounded to
+ *         3-stage cp.async pipeline, ldmatrix, mma.sync).
+ *         (m > 32), BF16 x and F8E4M3 W (default mode) with 16-byte aligned rows, cols % 16 == 0
+ *         and block_cols % 32 == 0: gemm.cuh's fast fp8 tiles (e4m3 bytes staged by cp.async and
+ *         converted exactly to bf16 in registers, each block scale applied in f32 to that
+ *         K-block's partial sums): 64x128 when that grid fills the GPU at 2 blocks per SM, else
+ *         64x64 (4 blocks per SM); DEEPGO_FP8_TILE=64/128 forces one. fp8 at m 9..32 stays on
+ *         the GEMV.
+ *         Otherwise gemm.cuh tiles, 64x64x32. BF16 x: mma.sync bf16 tensor cores (W rounded to
  *         bf16 in shared memory, f32 accumulators). F32 x: SIMT f32 (exact, slower).
  *   W8A8  (mode DG_LINEAR_W8A8, F8E4M3 weights): x is quantised per token per bc channels to
  *         e4m3 (scale amax/448, kernel.py's act_quant) into the workspace as q*scale in f32, then
@@ -32,6 +39,7 @@
  * Bench: go test ./tests/kernels -run - -bench Linear
  */
 #include "gemm.cuh"
+#include <stdlib.h>
 #include <type_traits>
 
 using namespace dg;
@@ -90,6 +98,12 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32, 2)
     if constexpr (wpr == 1) {
         if (!row_ok) return; /* no block barrier in the 1-warp kernel */
     }
+    if (threadIdx.x == 0) { /* this block's rows into L2 while the previous kernel finishes */
+        const int64_t r0 = (int64_t)blockIdx.x * (GEMV_WARPS / wpr);
+        const int64_t nr = std::min<int64_t>(GEMV_WARPS / wpr, w.rows - r0);
+        if (nr > 0) prefetch_l2((const WT *)w.data + r0 * w.ld, ((nr - 1) * w.ld + w.cols) * (int64_t)sizeof(WT));
+    }
+    pdl_enter();
     const int64_t ir = row_ok ? i : 0;
     const int nl = 32 * wpr; /* lane slots per row */
     const WT *wr = (const WT *)w.data + ir * w.ld;
@@ -121,13 +135,17 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32, 2)
                 if (j >= jv) break;
                 const WT *wv = (const WT *)&raw[u];
                 float wf[VEC];
+                if constexpr (sizeof(WT) == 1) {
+                    e4m3x16_to_f32(raw[u], wf); /* two per conversion */
+                } else {
 #pragma unroll
-                for (int e = 0; e < VEC; e++) wf[e] = to_f32(wv[e]);
+                    for (int e = 0; e < VEC; e++) wf[e] = to_f32(wv[e]);
+                }
+                /* fp8 with one scale per chunk: the chunk's sum is scaled once (1 multiply, not 16) */
+                float csc = 1.f;
                 if (fp8) {
                     if (chunk_scale) {
-                        float sc = srow[j / w.block_cols];
-#pragma unroll
-                        for (int e = 0; e < VEC; e++) wf[e] *= sc;
+                        csc = srow[j / w.block_cols];
                     } else {
 #pragma unroll
                         for (int e = 0; e < VEC; e++) wf[e] *= srow[(j + e) / w.block_cols];
@@ -141,7 +159,7 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32, 2)
                         float s = 0.f;
 #pragma unroll
                         for (int e = 0; e < VEC; e++) s = fmaf(wf[e], xf[e], s);
-                        acc[t] += s;
+                        acc[t] = fmaf(csc, s, acc[t]); /* csc 1: exactly acc + s */
                     }
                 }
             }
@@ -219,6 +237,46 @@ __global__ void __launch_bounds__(GF_THREADS)
     gemm_tile_fast(x, ld_x, nullptr, m0, m, (const __nv_bfloat16 *)w.data, w.ld, w.rows, w.cols, n0, epi, gsm);
 }
 
+/* bf16 x, e4m3 W (gemm_fast_fp8_ok): gemm.cuh's fast fp8 tiles, block scales on f32 partial sums.
+ * BNT 128: gemm_tile_fast_fp8 (64x128, ~190 registers: 2 blocks per SM); BNT 64:
+ * gemm_tile_fast_fp8_n64 (64x64, <= 128 registers: 4 blocks per SM, twice the blocks). */
+template <typename YT, int BNT>
+__global__ void __launch_bounds__(GF_THREADS, BNT == 64 ? 4 : 1)
+    gemm_fast_fp8_kernel(const __nv_bfloat16 *__restrict__ x, YT *__restrict__ y, dg_weight w, int64_t m,
+                         int64_t ld_x, int64_t ld_y, int accumulate) {
+    extern __shared__ __align__(16) char gsm[];
+    int64_t n0 = (int64_t)blockIdx.x * BNT;
+    int64_t m0 = (int64_t)blockIdx.y * GF_BM;
+    LinearEpi<YT> epi{y, ld_y, accumulate};
+    const int64_t lds = (w.cols + w.block_cols - 1) / w.block_cols;
+    if constexpr (BNT == 64)
+        gemm_tile_fast_fp8_n64(x, ld_x, nullptr, m0, m, (const uint8_t *)w.data, w.ld, w.rows, w.cols, w.scale,
+                               w.block_rows, w.block_cols, lds, n0, epi, gsm);
+    else
+        gemm_tile_fast_fp8(x, ld_x, nullptr, m0, m, (const uint8_t *)w.data, w.ld, w.rows, w.cols, w.scale,
+                           w.block_rows, w.block_cols, lds, n0, epi, gsm);
+}
+
+/* Which fast fp8 tile a GEMM gets: the 64x128 one when its grid fills the GPU at 2 blocks per SM,
+ * else the 64x64 one (prefill grids are often small: rows 576 x m 512 is 40 blocks of 64x128).
+ * DEEPGO_FP8_TILE=64 or =128 forces one (read once per process; for A/B runs and tests). */
+int fp8_tile_width(int64_t rows, int64_t m) {
+    static const int forced = [] {
+        const char *e = getenv("DEEPGO_FP8_TILE");
+        int v = e ? atoi(e) : 0;
+        return v == 64 || v == 128 ? v : 0;
+    }();
+    if (forced) return forced;
+    static const int sms = [] {
+        int dev = 0, n = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) !=
+                                                      cudaSuccess)
+            n = 0;
+        return n > 0 ? n : 132;
+    }();
+    return ceil_div(rows, GF_BN) * ceil_div(m, GF_BM) >= 2 * (int64_t)sms ? 128 : 64;
+}
+
 /* ---- dispatch ---- */
 
 template <typename XT, typename YT>
@@ -238,9 +296,9 @@ dg_status launch_linear_xy(const XT *x, YT *y, const dg_weight &w, int64_t m, in
 #define DG_GEMV_M(WT, MM)                                                                                         \
     do {                                                                                                          \
         if (wpr == 4)                                                                                             \
-            gemv_kernel<WT, XT, YT, 4, MM><<<grid, GEMV_WARPS * 32, 0, st>>>(x, y, w, (int)m, ld_x, ld_y, accumulate); \
+            launch_pdl(gemv_kernel<WT, XT, YT, 4, MM>, grid, GEMV_WARPS * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate); \
         else                                                                                                      \
-            gemv_kernel<WT, XT, YT, 1, MM><<<grid, GEMV_WARPS * 32, 0, st>>>(x, y, w, (int)m, ld_x, ld_y, accumulate); \
+            launch_pdl(gemv_kernel<WT, XT, YT, 1, MM>, grid, GEMV_WARPS * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate); \
     } while (0)
 #define DG_GEMV(WT)                                        \
     do {                                                   \
@@ -264,6 +322,22 @@ dg_status launch_linear_xy(const XT *x, YT *y, const dg_weight &w, int64_t m, in
             dim3 grid((unsigned)ceil_div(w.rows, GF_BN), (unsigned)ceil_div(m, GF_BM));
             gemm_fast_kernel<YT><<<grid, GF_THREADS, GEMM_FAST_SMEM, st>>>(x, y, w, m, ld_x, ld_y, accumulate);
             DG_LAUNCHED("gemm_fast_kernel");
+            return DG_OK;
+        }
+        /* fp8 W, m > 32 only (9..32 stay on the GEMV above: measured faster than the generic tile,
+         * not yet compared with this one). W8A8 never gets here (it runs on f32 x). */
+        if (mma && w.dtype == DG_F8E4M3 && gemm_fast_ok(x, ld_x, w.cols) &&
+            gemm_fast_fp8_ok(w.data, w.ld, w.cols, w.block_rows, w.block_cols)) {
+            if (fp8_tile_width(w.rows, m) == 128) {
+                dim3 grid((unsigned)ceil_div(w.rows, GF_BN), (unsigned)ceil_div(m, GF_BM));
+                gemm_fast_fp8_kernel<YT, 128>
+                    <<<grid, GF_THREADS, GEMM_FAST_FP8_SMEM, st>>>(x, y, w, m, ld_x, ld_y, accumulate);
+            } else {
+                dim3 grid((unsigned)ceil_div(w.rows, 64), (unsigned)ceil_div(m, GF_BM));
+                gemm_fast_fp8_kernel<YT, 64>
+                    <<<grid, GF_THREADS, GEMM_FAST_FP8_SMEM, st>>>(x, y, w, m, ld_x, ld_y, accumulate);
+            }
+            DG_LAUNCHED("gemm_fast_fp8_kernel");
             return DG_OK;
         }
     }
@@ -368,6 +442,7 @@ constexpr int HMF_WARPS = 8;
 template <typename WT, typename XT>
 __global__ void __launch_bounds__(HMF_WARPS * 32) head_matmul_n_fast_kernel(dg_head_matmul_args a) {
     __shared__ float part[HMF_WARPS][HM_TOK][33];
+    pdl_enter();
     const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
     const int64_t j = (int64_t)blockIdx.x * 32 + lane;
     const int64_t h = blockIdx.y;
@@ -407,14 +482,15 @@ __global__ void __launch_bounds__(HMF_WARPS * 32) head_matmul_n_fast_kernel(dg_h
 template <typename WT>
 void launch_hm_fast(const dg_head_matmul_args *a, dim3 grid, cudaStream_t cs) {
     if (a->x_dtype == DG_F32)
-        head_matmul_n_fast_kernel<WT, float><<<grid, HMF_WARPS * 32, 0, cs>>>(*a);
+        launch_pdl(head_matmul_n_fast_kernel<WT, float>, grid, HMF_WARPS * 32, 0, cs, *a);
     else
-        head_matmul_n_fast_kernel<WT, __nv_bfloat16><<<grid, HMF_WARPS * 32, 0, cs>>>(*a);
+        launch_pdl(head_matmul_n_fast_kernel<WT, __nv_bfloat16>, grid, HMF_WARPS * 32, 0, cs, *a);
 }
 
 template <typename WT, typename XT>
 __global__ void head_matmul_t_kernel(dg_head_matmul_args a) {
     /* trans 1: warp per output j, lanes along i (the W row r_h + j); typed, 4 loads in flight. */
+    pdl_enter();
     int lane = threadIdx.x & 31;
     int64_t j = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     int64_t h = blockIdx.y;
@@ -450,9 +526,9 @@ __global__ void head_matmul_t_kernel(dg_head_matmul_args a) {
 template <typename WT>
 void launch_hm_t(const dg_head_matmul_args *a, dim3 grid, cudaStream_t cs) {
     if (a->x_dtype == DG_F32)
-        head_matmul_t_kernel<WT, float><<<grid, 256, 0, cs>>>(*a);
+        launch_pdl(head_matmul_t_kernel<WT, float>, grid, 256, 0, cs, *a);
     else
-        head_matmul_t_kernel<WT, __nv_bfloat16><<<grid, 256, 0, cs>>>(*a);
+        launch_pdl(head_matmul_t_kernel<WT, __nv_bfloat16>, grid, 256, 0, cs, *a);
 }
 
 }  // namespace

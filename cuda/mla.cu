@@ -135,6 +135,7 @@ template <typename T, typename CT>
 __global__ void __launch_bounds__(DC_HEADS * 32, 2) mla_decode_split_kernel(dg_mla_decode_args a, int n_splits,
                                                                          int64_t chunk) {
     extern __shared__ float smem[];
+    pdl_enter();
     const int latent = a.latent, D = a.latent + a.rope;
     float *Cs = smem;                  /* [KT][D+1] */
     float *Qs = Cs + KT * (D + 1);     /* [DC_HEADS][D] */
@@ -247,6 +248,7 @@ __global__ void __launch_bounds__(DC_MAX_SPLITS) mla_decode_combine_kernel(dg_ml
     /* blockDim.x == DC_MAX_SPLITS >= n_splits: thread s owns split s for the softmax terms; the
      * sum over d then runs over the splits that saw keys only (in split order). */
     __shared__ float red[32];
+    pdl_enter();
     __shared__ float fac[DC_MAX_SPLITS];
     __shared__ int act[DC_MAX_SPLITS];
     __shared__ int nact;
@@ -374,9 +376,9 @@ DG_API dg_status dg_mla_decode(const dg_mla_decode_args *a, dg_stream s) {
 #define DG_DECODE(T, CT)                                                                             \
     do {                                                                                             \
         if ((st = set_smem(mla_decode_split_kernel<T, CT>, smem, "mla_decode_split_kernel"))) return st; \
-        mla_decode_split_kernel<T, CT><<<grid, DC_HEADS * 32, smem, cs>>>(*a, splits, chunk);          \
+        launch_pdl(mla_decode_split_kernel<T, CT>, grid, DC_HEADS * 32, smem, cs, *a, splits, chunk);  \
         DG_LAUNCHED("mla_decode_split_kernel");                                                      \
-        mla_decode_combine_kernel<T><<<cgrid, DC_MAX_SPLITS, 0, cs>>>(*a, splits);                             \
+        launch_pdl(mla_decode_combine_kernel<T>, cgrid, DC_MAX_SPLITS, 0, cs, *a, splits);                   \
         DG_LAUNCHED("mla_decode_combine_kernel");                                                    \
     } while (0)
     if (a->dtype == DG_F32) {

@@ -28,6 +28,8 @@
  *   routing weights and the accumulate. fp8 weights: block scale per 16-byte chunk.
  *   Nothing is copied to the host, so the whole call can be graph-captured.
  *   BF16 x: gemm.cuh's fast tiles (BN=128, cp.async + ldmatrix) for BF16 experts with aligned rows,
+ *   its fast fp8 tile (e4m3 staged as bytes, converted exactly to bf16 in registers, block scales
+ *   applied in f32 per K-block) for F8E4M3 experts with aligned rows and block_cols % 32 == 0,
  *   else mma.sync tiles; the SiLU product goes to the down GEMM as bf16 (what the mma tiles
  *   rounded it to anyway). F32 x: SIMT f32 tiles. W8A8: x and the SiLU product are quantised
  *   per token per block_cols (read from the first expert's descriptor) before their GEMMs, which
@@ -48,6 +50,7 @@ namespace {
 
 __global__ void moe_gate_kernel(dg_moe_gate_args a) {
     extern __shared__ float sm[];
+    pdl_enter();
     const int E = a.n_experts;
     float *s = sm;      /* [E] */
     float *b = sm + E;  /* [E] choosing score, -inf when masked or taken */
@@ -305,9 +308,15 @@ __global__ void moe_silu_kernel(float *g, const float *u, int64_t inter, const i
 }
 
 /* The fast grouped GEMM: BN=128 tiles of gemm.cuh's fast tile when the expert's weight is BF16
- * with aligned rows and a_fast (A bf16 with aligned rows, checked by the host); else two 64-wide
- * generic mma tiles. */
-__global__ void __launch_bounds__(GF_THREADS)
+ * with aligned rows and a_fast (A bf16 with aligned rows, checked by the host); two 64-wide fast
+ * fp8 tiles (gemm_tile_fast_fp8_n64) when the weight is F8E4M3 and gemm_fast_fp8_ok (aligned
+ * rows, cols % 16, block_cols % 32; the scales come with the descriptor); else two 64-wide generic
+ * mma tiles. The dtype is read per tile on the device, so one kernel holds all three and its
+ * register count is the largest's: the 64x128 fp8 tile (~190) would cut the bf16 experts'
+ * occupancy from 4 blocks per SM to 2, the 64-wide one keeps the kernel near the bf16 tile's
+ * (ptxas, left alone, gives the three-path kernel ~160; the launch bound holds it at 128, no
+ * spills on sm_80/89/90a with CUDA 13.0). */
+__global__ void __launch_bounds__(GF_THREADS, 4) /* <= 128 registers */
     moe_gemm_fast_kernel(const __nv_bfloat16 *__restrict__ A, int64_t lda, const int32_t *amap, const dg_weight *W,
                          const int32_t *tiles, const int32_t *ntiles, float *C, int64_t ldc, int a_fast) {
     extern __shared__ __align__(16) char gsm[];
@@ -320,6 +329,14 @@ __global__ void __launch_bounds__(GF_THREADS)
     F32Epi epi{C, ldc};
     if (a_fast && w.dtype == DG_BF16 && gemm_fast_ok(w.data, w.ld, w.cols)) {
         gemm_tile_fast(A, lda, amap, r0, r1, (const __nv_bfloat16 *)w.data, w.ld, w.rows, w.cols, n0, epi, gsm);
+    } else if (a_fast && w.dtype == DG_F8E4M3 && gemm_fast_fp8_ok(w.data, w.ld, w.cols, w.block_rows, w.block_cols)) {
+        const int64_t lds = (w.cols + w.block_cols - 1) / w.block_cols;
+        const int64_t n1 = min(n0 + GF_BN, w.rows);
+        /* a loop, not two inlined calls: those would keep both live (~160 registers, not ~120) */
+#pragma unroll 1
+        for (int64_t n = n0; n < n1; n += 64) /* GEMM_FAST_FP8_SMEM <= GEMM_FAST_SMEM */
+            gemm_tile_fast_fp8_n64(A, lda, amap, r0, r1, (const uint8_t *)w.data, w.ld, w.rows, w.cols, w.scale,
+                                   w.block_rows, w.block_cols, lds, n, epi, gsm);
     } else {
         gemm_tile_mma<__nv_bfloat16>(A, lda, amap, r0, r1, w, n0, epi);
         if (n0 + GEMM_BN < w.rows) gemm_tile_mma<__nv_bfloat16>(A, lda, amap, r0, r1, w, n0 + GEMM_BN, epi);
@@ -367,13 +384,26 @@ __device__ __forceinline__ float chunk_dot(const uint4 &raw, const float *x) {
     const WT *wv = (const WT *)&raw;
     const float4 *x4 = (const float4 *)x;
     float s = 0.f;
+    if constexpr (sizeof(WT) == 1) { /* e4m3: two per conversion */
+        float wf[16];
+        e4m3x16_to_f32(raw, wf);
 #pragma unroll
-    for (int q = 0; q < N / 4; q++) {
-        float4 xv = x4[q];
-        s = fmaf(to_f32(wv[4 * q + 0]), xv.x, s);
-        s = fmaf(to_f32(wv[4 * q + 1]), xv.y, s);
-        s = fmaf(to_f32(wv[4 * q + 2]), xv.z, s);
-        s = fmaf(to_f32(wv[4 * q + 3]), xv.w, s);
+        for (int q = 0; q < 4; q++) {
+            float4 xv = x4[q];
+            s = fmaf(wf[4 * q + 0], xv.x, s);
+            s = fmaf(wf[4 * q + 1], xv.y, s);
+            s = fmaf(wf[4 * q + 2], xv.z, s);
+            s = fmaf(wf[4 * q + 3], xv.w, s);
+        }
+    } else {
+#pragma unroll
+        for (int q = 0; q < N / 4; q++) {
+            float4 xv = x4[q];
+            s = fmaf(to_f32(wv[4 * q + 0]), xv.x, s);
+            s = fmaf(to_f32(wv[4 * q + 1]), xv.y, s);
+            s = fmaf(to_f32(wv[4 * q + 2]), xv.z, s);
+            s = fmaf(to_f32(wv[4 * q + 3]), xv.w, s);
+        }
     }
     return s;
 }
@@ -485,6 +515,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32)
                            const dg_weight *G, const dg_weight *Up, float *H, int64_t ldh, int64_t hidden,
                            int64_t inter) {
     extern __shared__ __align__(16) float xs[];
+    pdl_enter();
     const int64_t as = blockIdx.y;
     const int e = ids[as];
     if (e < 0 || e >= E) return; /* uniform over the block */
@@ -525,6 +556,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32)
     moe_gemv_down_kernel(const float *__restrict__ H, int64_t ldh, const int32_t *ids, const float *wts, int top_k,
                          int E, const dg_weight *D, YT *y, int64_t ld_y, int accumulate, int64_t hidden) {
     __shared__ float part[MV_DOWN_ROWS][32];
+    pdl_enter();
     const int64_t t = blockIdx.y;
     const int64_t j0 = (int64_t)blockIdx.x * MV_DOWN_ROWS;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -598,7 +630,7 @@ DG_API dg_status dg_moe_gate(const dg_moe_gate_args *a, dg_stream s) {
     size_t smem = 2 * sizeof(float) * a->n_experts;
     if (smem > 48 * 1024) return fail(DG_ERR_UNSUPPORTED, "dg_moe_gate: %d experts > 6144", a->n_experts);
     DG_REQUIRE(a->n <= INT32_MAX, "dg_moe_gate: n too large");
-    moe_gate_kernel<<<(unsigned)a->n, 32, smem, stream_of(s)>>>(*a);
+    launch_pdl(moe_gate_kernel, (unsigned)a->n, 32, smem, stream_of(s), *a);
     DG_LAUNCHED("moe_gate_kernel");
     return DG_OK;
 }
@@ -637,22 +669,20 @@ DG_API dg_status dg_moe_ffn(const dg_moe_ffn_args *a, dg_stream s) {
         dim3 g1((unsigned)ceil_div(a->inter, MV_WARPS), (unsigned)L.A);
         size_t xsm = (size_t)a->hidden * sizeof(float);
         if (a->x_dtype == DG_F32)
-            moe_gemv_gateup_kernel<float><<<g1, MV_WARPS * 32, xsm, cs>>>((const float *)a->x, a->ld_x, a->ids,
-                                                                           a->top_k, E, a->gate, a->up, G, ldh,
-                                                                           a->hidden, a->inter);
+            launch_pdl(moe_gemv_gateup_kernel<float>, g1, MV_WARPS * 32, xsm, cs, (const float *)a->x, a->ld_x,
+                       a->ids, a->top_k, E, a->gate, a->up, G, ldh, a->hidden, a->inter);
         else
-            moe_gemv_gateup_kernel<__nv_bfloat16><<<g1, MV_WARPS * 32, xsm, cs>>>(
+            launch_pdl(moe_gemv_gateup_kernel<__nv_bfloat16>, g1, MV_WARPS * 32, xsm, cs,
                 (const __nv_bfloat16 *)a->x, a->ld_x, a->ids, a->top_k, E, a->gate, a->up, G, ldh, a->hidden,
                 a->inter);
         DG_LAUNCHED("moe_gemv_gateup_kernel");
         dim3 g2((unsigned)ceil_div(a->hidden, MV_DOWN_ROWS), (unsigned)a->n);
         if (a->y_dtype == DG_F32)
-            moe_gemv_down_kernel<float><<<g2, MV_WARPS * 32, 0, cs>>>(G, ldh, a->ids, a->weights, a->top_k, E,
-                                                                      a->down, (float *)a->y, a->ld_y,
-                                                                      a->accumulate, a->hidden);
+            launch_pdl(moe_gemv_down_kernel<float>, g2, MV_WARPS * 32, 0, cs, (const float *)G, ldh, a->ids,
+                       a->weights, a->top_k, E, a->down, (float *)a->y, a->ld_y, a->accumulate, a->hidden);
         else
-            moe_gemv_down_kernel<__nv_bfloat16><<<g2, MV_WARPS * 32, 0, cs>>>(
-                G, ldh, a->ids, a->weights, a->top_k, E, a->down, (__nv_bfloat16 *)a->y, a->ld_y, a->accumulate,
+            launch_pdl(moe_gemv_down_kernel<__nv_bfloat16>, g2, MV_WARPS * 32, 0, cs,
+                (const float *)G, ldh, a->ids, a->weights, a->top_k, E, a->down, (__nv_bfloat16 *)a->y, a->ld_y, a->accumulate,
                 a->hidden);
         DG_LAUNCHED("moe_gemv_down_kernel");
         return DG_OK;

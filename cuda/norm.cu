@@ -24,6 +24,7 @@ namespace {
 
 __global__ void rmsnorm_kernel(dg_rmsnorm_args a) {
     __shared__ float red[32];
+    pdl_enter();
     int64_t t = blockIdx.x;
     int64_t xo = t * a.ld_x;
     float ss = 0.f;
@@ -54,14 +55,20 @@ __global__ void rmsnorm_reg_kernel(dg_rmsnorm_args a) {
     XT *xr = (XT *)a.x + t * a.ld_x;
     const XT *rr = a.residual ? (const XT *)a.residual + t * a.ld_residual : nullptr;
     float v[RMS_PER], r[RMS_PER], w[RMS_PER];
+    /* the weight is read-only: loaded while the previous kernel finishes */
 #pragma unroll
     for (int k = 0; k < RMS_PER; k++) {
         const int64_t j = threadIdx.x + (int64_t)k * blockDim.x;
-        v[k] = r[k] = w[k] = 0.f;
+        w[k] = j < a.dim ? ld_elem(a.weight, a.w_dtype, j) : 0.f;
+    }
+    pdl_enter();
+#pragma unroll
+    for (int k = 0; k < RMS_PER; k++) {
+        const int64_t j = threadIdx.x + (int64_t)k * blockDim.x;
+        v[k] = r[k] = 0.f;
         if (j < a.dim) {
             v[k] = to_f32(xr[j]);
             if (rr) r[k] = to_f32(rr[j]);
-            w[k] = ld_elem(a.weight, a.w_dtype, j);
         }
     }
     float ss = 0.f;
@@ -103,13 +110,13 @@ extern "C" DG_API dg_status dg_rmsnorm(const dg_rmsnorm_args *a, dg_stream s) {
     if (a->dim <= 1024 * RMS_PER) {
         const int threads = a->dim <= 256 * RMS_PER ? 256 : 1024;
         if (a->x_dtype == DG_BF16)
-            rmsnorm_reg_kernel<__nv_bfloat16><<<(unsigned)a->n, threads, 0, stream_of(s)>>>(*a);
+            launch_pdl(rmsnorm_reg_kernel<__nv_bfloat16>, (unsigned)a->n, threads, 0, stream_of(s), *a);
         else
-            rmsnorm_reg_kernel<float><<<(unsigned)a->n, threads, 0, stream_of(s)>>>(*a);
+            launch_pdl(rmsnorm_reg_kernel<float>, (unsigned)a->n, threads, 0, stream_of(s), *a);
         DG_LAUNCHED("rmsnorm_reg_kernel");
         return DG_OK;
     }
-    rmsnorm_kernel<<<(unsigned)a->n, 256, 0, stream_of(s)>>>(*a);
+    launch_pdl(rmsnorm_kernel, (unsigned)a->n, 256, 0, stream_of(s), *a);
     DG_LAUNCHED("rmsnorm_kernel");
     return DG_OK;
 }

@@ -55,6 +55,24 @@ dg_status check_weight(const dg_weight &w, const char *op, bool allow_fp8) {
     return DG_OK;
 }
 
+/* 0 unknown, 1 off, 2 on; per device ordinal. cudaGetDevice is a thread-local read. */
+static int g_pdl[64];
+
+bool pdl_on() {
+    int d = 0;
+    if (cudaGetDevice(&d) != cudaSuccess || d < 0 || d >= 64) return false;
+    int v = __atomic_load_n(&g_pdl[d], __ATOMIC_ACQUIRE);
+    if (v == 0) {
+        const char *env = getenv("DEEPGO_PDL");
+        int major = 0;
+        bool on = !(env && strcmp(env, "0") == 0) &&
+                  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, d) == cudaSuccess && major >= 9;
+        v = on ? 2 : 1;
+        __atomic_store_n(&g_pdl[d], v, __ATOMIC_RELEASE);
+    }
+    return v == 2;
+}
+
 }  // namespace dg
 
 using namespace dg;

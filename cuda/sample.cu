@@ -106,6 +106,7 @@ __device__ int row_argmax(const float *x, int64_t vocab) {
 }
 
 __global__ void argmax_kernel(dg_argmax_args a) {
+    pdl_enter();
     int64_t r = blockIdx.x;
     int v = row_argmax(a.logits + r * a.ld, a.vocab);
     if (threadIdx.x == 0) a.out[r] = v;
@@ -272,7 +273,7 @@ DG_API dg_status dg_argmax(const dg_argmax_args *a, dg_stream s) {
     if (a->n == 0) return DG_OK;
     DG_REQUIRE(a->logits && a->out, "dg_argmax: NULL pointer");
     DG_REQUIRE(a->n <= INT32_MAX, "dg_argmax: n too large");
-    argmax_kernel<<<(unsigned)a->n, 1024, 0, stream_of(s)>>>(*a);
+    launch_pdl(argmax_kernel, (unsigned)a->n, 1024, 0, stream_of(s), *a);
     DG_LAUNCHED("argmax_kernel");
     return DG_OK;
 }
