@@ -7,7 +7,7 @@ TOKDIR   := $(BUILD)/tokenizer/deepseek-v3
 COMMIT   := $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS  := -X github.com/deepgo/deepgo/go/bench.BuildCommit=$(COMMIT) -X github.com/deepgo/deepgo/go/cli.Version=$(COMMIT)
 
-.PHONY: all deepgo libdeepgo test-bindings cpu-lib cuda cuda-check tokenizer test test-go test-c fixtures gpu-bundle gpu-check clean
+.PHONY: all deepgo libdeepgo test-bindings cpu-lib cuda cuda-check tokenizer test test-go test-c test-arm64 fixtures gpu-bundle gpu-check clean
 
 all: deepgo cpu-lib tokenizer libdeepgo
 
@@ -35,7 +35,7 @@ tokenizer: $(TOKDIR)/tokenizer.json
 $(TOKDIR)/tokenizer.json:
 	bash tests/reference/fetch_tokenizer.sh $(TOKDIR)
 
-test: all test-go test-c test-bindings cuda-check
+test: all test-go test-c test-bindings cuda-check test-arm64
 
 test-go: tokenizer
 	$(GO) test $(GOFLAGS) ./...
@@ -46,6 +46,34 @@ test-c: cpu-lib
 # The C example, the C API tests and the Python bindings' tests against libdeepgo.so.
 test-bindings: libdeepgo deepgo tokenizer
 	GO=$(GO) BUILD=$(BUILD) LIBDEEPGO=$(BUILD)/lib/libdeepgo.so DEEPGO_CLI=bin/deepgo bash bindings/run_tests.sh
+
+# The arm64 build (NEON kernels), cross-compiled and run under qemu-user: the CPU kernel tests (NEON
+# and scalar) and the reference fixtures (transformers' logits). The cross gcc and qemu come from
+# Debian's packages (installed here when missing and apt-get can, as root); otherwise it says so
+# and skips.
+ARM64_CC   ?= aarch64-linux-gnu-gcc
+QEMU_ARM64 ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
+ARM64_GO   := CGO_ENABLED=1 GOARCH=arm64 CC=$(ARM64_CC) $(GO) test -c
+test-arm64:
+	@mkdir -p $(BUILD)/arm64
+	@if ! command -v $(ARM64_CC) >/dev/null || ! command -v $(firstword $(QEMU_ARM64)) >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user) >$(BUILD)/arm64/apt.log 2>&1 || \
+	      echo "test-arm64: apt-get install failed (see $(BUILD)/arm64/apt.log)"; \
+	  fi; \
+	fi
+	@if ! command -v $(ARM64_CC) >/dev/null || ! command -v $(firstword $(QEMU_ARM64)) >/dev/null; then \
+	  echo "test-arm64: SKIPPED, no $(ARM64_CC) or $(firstword $(QEMU_ARM64)): the NEON kernels are not tested here"; \
+	else \
+	  { $(ARM64_GO) -o $(BUILD)/arm64/cpu.test ./go/backend/cpu && \
+	    $(ARM64_GO) -o $(BUILD)/arm64/tests.test ./tests; } 2>$(BUILD)/arm64/build.log || \
+	    { grep -v -e nvml -e DEPRECATED $(BUILD)/arm64/build.log | tail -20; exit 1; }; \
+	  (cd go/backend/cpu && DEEPGO_TEST_EXEC="$(QEMU_ARM64)" \
+	    $(QEMU_ARM64) $(CURDIR)/$(BUILD)/arm64/cpu.test) && \
+	  (cd tests && $(QEMU_ARM64) $(CURDIR)/$(BUILD)/arm64/tests.test -test.run 'TestReferenceFixtures') && \
+	  echo "test-arm64: the NEON and scalar kernels and the reference fixtures pass on arm64 (qemu)"; \
+	fi
 
 # Compile every cuda/*.cu for sm_80, sm_89 and sm_90a without a GPU: nvcc 13.0 from PyPI when
 # this machine has none (a syntax error in a kernel fails here, in CI, not on the GPU machine).

@@ -786,6 +786,7 @@ void dg_dispatch_init(void) {
         else if (!strcmp(cap, "avx512-nobf16")) max_level = DG_SIMD_AVX512, no_bf16 = 1;
     }
     (void)max_level;
+    (void)no_bf16; /* x86 only */
 #if defined(DG_X86)
     __builtin_cpu_init();
     if (max_level >= DG_SIMD_AVX2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {

@@ -3,7 +3,9 @@ package cpu
 import (
 	"fmt"
 	"math"
+	"os"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"unsafe"
@@ -68,6 +70,9 @@ func TestBackendBasics(t *testing.T) {
 	require.True(t, b.HostIsDevice())
 	require.NotEmpty(t, b.Device())
 	t.Log("device:", b.Device())
+	if runtime.GOARCH == "arm64" && os.Getenv("DG_SIMD") == "" {
+		require.Contains(t, b.Device(), "neon", "arm64 picks the NEON kernels")
+	}
 	require.Equal(t, int32(1), kern.APIVersion())
 	free, total, err := b.MemInfo()
 	require.NoError(t, err)
