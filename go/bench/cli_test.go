@@ -90,7 +90,18 @@ func TestBenchE2EShape(t *testing.T) {
 	nonEmpty(t, m, "git.commit", "git.source", "host.cpu", "device.backend", "device.name", "model.name", "model.dtype",
 		"ceilings.gemm_shape", "date", "command")
 	positive(t, m, "ceilings.copy_gb_s", "ceilings.gemm_tflop_s", "model.params", "model.active_params",
-		"model.weight_bytes", "model.active_bytes_per_token", "load.load_s", "load.first_token_s", "load.peak_host_bytes")
+		"model.weight_bytes", "model.active_bytes_per_token", "load.load_s", "load.first_token_s", "load.peak_host_bytes",
+		"memory.checkpoint_bytes", "memory.kv_cache_bytes", "memory.kv_tokens", "memory.workspace_bytes")
+	/* tiny: kv_lora_rank 32 + qk_rope_head_dim 16 in an f32 cache (the CPU default); every tensor placed */
+	if v := field(t, m, "memory.kv_bytes_per_token_layer"); v != float64(192) {
+		t.Errorf("memory.kv_bytes_per_token_layer %v, want 192", v)
+	}
+	if v := field(t, m, "memory.weight_ratio"); v != float64(1) {
+		t.Errorf("memory.weight_ratio %v, want 1", v)
+	}
+	if !strings.Contains(out, "memory: weights") {
+		t.Errorf("terminal output lacks the memory line:\n%s", out)
+	}
 	if field(t, m, "device.backend") != "cpu" || field(t, m, "model.name") != "tiny" || field(t, m, "model.dtype") != "bf16" {
 		t.Errorf("device/model: %v %v", m["device"], m["model"])
 	}

@@ -306,6 +306,18 @@ func Run(o Options) (*Report, error) {
 	if !l.raw.HostIsDevice() {
 		rep.Load.DeviceUsed = rep.Load.DeviceFreePre - rep.Load.DeviceFreePost
 	}
+	rep.Memory = memoryInfo(l.m.Memory())
+	minFree := rep.Load.DeviceFreePost
+	sampleFree := func() { /* the device's fullest point: after the load, after each test */
+		if free, _, err := l.raw.MemInfo(); err == nil && free < minFree {
+			minFree = free
+		}
+	}
+	defer func() {
+		if !l.raw.HostIsDevice() && rep.Load.DeviceFreePre > 0 {
+			rep.Memory.DevicePeakBytes = rep.Load.DeviceFreePre - minFree
+		}
+	}()
 
 	total, active := deepseek.ParamCounts(l.cfg)
 	dt := linearDType(l.ck)
@@ -377,6 +389,7 @@ func Run(o Options) (*Report, error) {
 			x.Stats = Summarize(rates(ts, float64(p)))
 			x.Floor, x.FloorBasis = floor(stepCosts(l.cfg, l.ck, p, 1), p, rep.Ceilings)
 		}
+		sampleFree()
 		rep.Results = append(rep.Results, finishFloor(x))
 	}
 	if o.Gen > 0 {
@@ -395,6 +408,7 @@ func Run(o Options) (*Report, error) {
 				x.Stats = Summarize(rates(ts, float64(b*o.Gen)))
 				x.Floor, x.FloorBasis = floor(stepCosts(l.cfg, l.ck, b, b), b, rep.Ceilings)
 			}
+			sampleFree()
 			rep.Results = append(rep.Results, finishFloor(x))
 		}
 	}
@@ -608,4 +622,13 @@ func (r *runner) profile() []ProfileTable {
 		}
 	}
 	return out
+}
+
+func memoryInfo(m deepseek.Memory) *MemoryInfo {
+	mi := &MemoryInfo{CheckpointBytes: m.Checkpoint, WeightBytes: m.Weights, KVCacheBytes: m.KVCache,
+		KVBytesPerTokenLayer: m.KVPerTokenLayer, KVTokens: m.KVTokens, WorkspaceBytes: m.Workspace}
+	if m.Checkpoint > 0 {
+		mi.WeightRatio = float64(m.Weights) / float64(m.Checkpoint)
+	}
+	return mi
 }

@@ -24,6 +24,7 @@ type Report struct {
 	Ceilings Ceilings       `json:"ceilings"`
 	Model    *ModelInfo     `json:"model,omitempty"`
 	Load     *LoadInfo      `json:"load,omitempty"`
+	Memory   *MemoryInfo    `json:"memory,omitempty"`
 	Settings map[string]any `json:"settings"`
 	Results  []Result       `json:"results"`
 	Profile  []ProfileTable `json:"profile,omitempty"`
@@ -89,6 +90,20 @@ type LoadInfo struct {
 	DeviceFreePost int64   `json:"device_free_after"`
 	DeviceUsed     int64   `json:"device_used_bytes"` // free before load - free after
 	DeviceTotal    int64   `json:"device_total_bytes"`
+}
+
+// MemoryInfo is the model's memory by purpose (deepseek.Model.Memory) and the device's peak.
+type MemoryInfo struct {
+	CheckpointBytes      int64   `json:"checkpoint_bytes"`
+	WeightBytes          int64   `json:"weight_bytes"` // placed on the device (used in place on the CPU)
+	WeightRatio          float64 `json:"weight_ratio"` // weight_bytes / checkpoint_bytes
+	KVCacheBytes         int64   `json:"kv_cache_bytes"`
+	KVBytesPerTokenLayer int64   `json:"kv_bytes_per_token_layer"` // (kv_lora_rank + qk_rope_head_dim) x cache dtype
+	KVTokens             int64   `json:"kv_tokens"`
+	WorkspaceBytes       int64   `json:"workspace_bytes"`
+	// DevicePeakBytes: the most device memory in use, sampled after the load and after each
+	// test, less what was in use before the load (graphs and library scratch included).
+	DevicePeakBytes int64 `json:"device_peak_bytes,omitempty"`
 }
 
 // Result is one figure. End-to-end figures are tokens/s (higher is better); kernel figures are

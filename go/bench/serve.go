@@ -138,7 +138,7 @@ func oneStream(ctx context.Context, client *http.Client, o ServeOptions, seed in
 			Choices []struct {
 				TokenIDs []int `json:"token_ids"`
 			} `json:"choices"`
-			Usage   *struct {
+			Usage *struct {
 				PromptTokens     int `json:"prompt_tokens"`
 				CompletionTokens int `json:"completion_tokens"`
 			} `json:"usage"`

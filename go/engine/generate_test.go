@@ -29,3 +29,22 @@ func TestGenerateDeviceGreedyMatchesHost(t *testing.T) {
 		require.Equal(t, generateIDs(t, e, prompt, mh), generateIDs(t, e, prompt, mt), "prompt %d, min_tokens", i)
 	}
 }
+
+// The model's memory accounting: every checkpoint tensor placed once (the fixtures have no
+// unused tensors), the KV cache exactly latent + rope elements per token per layer.
+func TestModelMemory(t *testing.T) {
+	for _, name := range []string{"lora-yarn-bf16", "fp8-block-yarn"} {
+		e, err := Open(Config{ModelDir: fixtureModel(name), Backend: "cpu", Threads: 1, MaxBatch: 2, MaxContext: 64,
+			MaxTokens: 16})
+		require.NoError(t, err)
+		mem := e.Model.Memory()
+		c := e.Cfg
+		require.Positive(t, mem.Checkpoint, name)
+		require.Equal(t, mem.Checkpoint, mem.Weights, "%s: weights placed vs checkpoint", name)
+		require.Equal(t, int64(c.KvLoraRank+c.QkRopeHeadDim)*e.Model.Opts.CacheDType.Size(), mem.KVPerTokenLayer, name)
+		require.Equal(t, mem.KVTokens*mem.KVPerTokenLayer*int64(c.NumHiddenLayers), mem.KVCache, name)
+		require.GreaterOrEqual(t, mem.KVTokens, int64(64), name)
+		require.Positive(t, mem.Workspace, name)
+		e.Close()
+	}
+}

@@ -11,6 +11,7 @@ import (
 // (Options.MaxTokens rows), so that a step allocates nothing.
 type workspace struct {
 	allocs []uintptr
+	bytes  int64 // device bytes of allocs
 
 	h, d, x         uintptr // residual stream (f32), its pending delta (f32), normalised input (act)
 	qa, q, kva, ao  uintptr
@@ -90,6 +91,7 @@ func (m *Model) allocWorkspace() error {
 			return
 		}
 		w.allocs = append(w.allocs, p)
+		w.bytes += bytes
 		*dst = p
 	}
 	alloc(&w.h, T*H*4, "residual")
