@@ -26,6 +26,7 @@ if command -v nsys >/dev/null; then
   nsys stats -q --report cuda_gpu_trace --format csv -o /tmp/trace /tmp/dec.nsys-rep >/dev/null 2>&1
   gzip -c /tmp/trace_cuda_gpu_trace.csv > "$OUT/nsys_trace.csv.gz" 2>/dev/null; ls -la "$OUT"/nsys_trace.csv.gz; tail -3 /tmp/nsys.err
 else echo "no nsys"; fi
+timeout 200 build/gpu/deepgo bench --synthetic deepseek-v3 --layers 4 --backend cuda -p 512 -n 64 -b 1,32 -r 3 --cache-dir /tmp/dsv3 >"$OUT/bench_dsv3_L4.txt" 2>&1; echo "bench dsv3 rc=$?"; grep -E "^\| deep|^memory|^ceil" "$OUT/bench_dsv3_L4.txt"
 build/gpu/deepgo serve --model /tmp/peer7b --backend cuda --parallel 128 --ctx-size 1024 --port 8080 >/tmp/serve.log 2>&1 &
 SV=$!
 for i in $(seq 1 120); do curl -sf http://127.0.0.1:8080/health >/dev/null && break; sleep 1; done
