@@ -46,6 +46,7 @@ type serverOpts struct {
 	maxQueue int
 	kv       engine.CacheConfig
 	cfg      Config
+	before   func() // SchedulerConfig.BeforeStep (tests that need slow steps)
 }
 
 func startServer(t testing.TB, o serverOpts) *testServer {
@@ -63,7 +64,7 @@ func startServer(t testing.TB, o serverOpts) *testServer {
 		o.cfg.ModelName = "test-model"
 	}
 	s := New(o.cfg)
-	sched := engine.NewScheduler(eng, engine.SchedulerConfig{MaxQueue: o.maxQueue})
+	sched := engine.NewScheduler(eng, engine.SchedulerConfig{MaxQueue: o.maxQueue, BeforeStep: o.before})
 	s.SetScheduler(sched)
 	hs := httptest.NewServer(s)
 	ts := &testServer{Server: s, URL: hs.URL, Eng: eng, Sched: sched, http: hs}

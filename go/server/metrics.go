@@ -148,6 +148,8 @@ func (m *metrics) write(w io.Writer, sched *engine.Scheduler) {
 	fmt.Fprintf(w, "deepgo_kv_cache_free_blocks{%s} %d\n", lbl, st.FreeBlocks)
 	head("deepgo_num_preemptions_total", "counter", "Cumulative number of preemptions (recompute).")
 	fmt.Fprintf(w, "deepgo_num_preemptions_total{%s} %d\n", lbl, st.Preemptions)
+	head("deepgo_device_picked_tokens_total", "counter", "Cumulative number of greedy tokens picked on the device (only the id downloaded, not the logits).")
+	fmt.Fprintf(w, "deepgo_device_picked_tokens_total{%s} %d\n", lbl, st.DevicePicks)
 	head("deepgo_engine_steps_total", "counter", "Forward steps run by the scheduler.")
 	fmt.Fprintf(w, "deepgo_engine_steps_total{%s} %d\n", lbl, st.Steps)
 

@@ -32,7 +32,7 @@ func TestMetricsExposition(t *testing.T) {
 	for _, name := range []string{"deepgo_num_requests_running", "deepgo_num_requests_waiting",
 		"deepgo_kv_cache_usage_perc", "deepgo_request_success_total", "deepgo_prompt_tokens_total",
 		"deepgo_generation_tokens_total", "deepgo_time_to_first_token_seconds", "deepgo_inter_token_latency_seconds",
-		"deepgo_e2e_request_latency_seconds", "deepgo_num_preemptions_total"} {
+		"deepgo_e2e_request_latency_seconds", "deepgo_num_preemptions_total", "deepgo_device_picked_tokens_total"} {
 		require.Contains(t, text, "# TYPE "+name+" ")
 	}
 	require.Contains(t, text, `deepgo_request_success_total{model_name="we\"ird",finished_reason="length"} 1`)

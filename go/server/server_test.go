@@ -139,6 +139,7 @@ func TestChatGreedyMatchesGenerateAndStreams(t *testing.T) {
 	require.Equal(t, "assistant", c.Choices[0].Message.Role)
 	require.Equal(t, want, str(c.Choices[0].Message.Content))
 	require.Equal(t, promptLen, c.Usage.PromptTokens)
+	require.Greater(t, metricValue(t, ts.URL, "deepgo_device_picked_tokens_total"), 0.0, "greedy tokens picked on the device")
 	require.Contains(t, []string{"stop", "length"}, c.Choices[0].FinishReason)
 	var raw map[string]any
 	require.NoError(t, json.Unmarshal(body, &raw))
@@ -441,8 +442,9 @@ func TestShutdownDrains(t *testing.T) {
 	last := decode[Completion](t, []byte(evs[len(evs)-2]))
 	require.Equal(t, "length", *last.Choices[0].FinishReason)
 
-	// A request still running at the deadline ends with an error event, then [DONE].
-	ts2 := fixtureServer(t, serverOpts{})
+	// A request still running at the deadline ends with an error event, then [DONE]. Steps of
+	// 20 ms keep it running (60 tokens of the fixture model alone can finish before Shutdown).
+	ts2 := fixtureServer(t, serverOpts{before: func() { time.Sleep(20 * time.Millisecond) }})
 	go func() {
 		js, _ := json.Marshal(map[string]any{"prompt": []int{5, 6}, "max_tokens": 60, "stream": true, "ignore_eos": true})
 		resp, err := http.Post(ts2.URL+"/v1/completions", "application/json", strings.NewReader(string(js)))
