@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -491,7 +493,21 @@ func TestCompletionsEchoAndDefaultLength(t *testing.T) {
 // newest are preempted and recomputed, every request still gets all its tokens, the greedy
 // ids are those of an uninterrupted run, and the pool is whole at the end.
 func TestPreemptionThroughServer(t *testing.T) {
-	ts := fixtureServer(t, serverOpts{batch: 4, kv: engine.CacheConfig{Blocks: 4, BlockSize: 16}})
+	// The first step waits until all four requests are queued: otherwise a fast model can finish
+	// one before the next arrives, and nothing is preempted.
+	var sched atomic.Pointer[engine.Scheduler]
+	var once sync.Once
+	hold := func() {
+		once.Do(func() {
+			for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
+				if s := sched.Load(); s != nil && s.Stats().Waiting >= 4 {
+					return
+				}
+			}
+		})
+	}
+	ts := fixtureServer(t, serverOpts{batch: 4, kv: engine.CacheConfig{Blocks: 4, BlockSize: 16}, before: hold})
+	sched.Store(ts.Sched)
 	type res struct {
 		ids  []int
 		code int
