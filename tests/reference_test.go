@@ -215,6 +215,34 @@ func TestReferenceFixtures(t *testing.T) {
 				}
 				require.Equal(t, f.ref.Greedy, got, "greedy continuation (transformers %s)", f.ref.Transformers)
 			})
+
+			t.Run("greedy-device", func(t *testing.T) {
+				// Two sequences, the token picked by the backend's argmax (StepIDs; in the decode
+				// CUDA graph on a GPU): only ids come back, and they are transformers' greedy ones.
+				a, b := &deepseek.Sequence{}, &deepseek.Sequence{}
+				defer m.KV.Release(a)
+				defer m.KV.Release(b)
+				reqs := []deepseek.Request{{Seq: a, Tokens: f.ref.IDs, Logits: deepseek.LogitsLast, Argmax: true},
+					{Seq: b, Tokens: f.ref.IDs, Logits: deepseek.LogitsLast, Argmax: true}}
+				var gotA, gotB []int32
+				for len(gotA) < len(f.ref.Greedy) {
+					out, ids, err := m.StepIDs(reqs)
+					require.NoError(t, err)
+					require.Len(t, ids, 2)
+					for k := range ids {
+						require.GreaterOrEqual(t, ids[k], int32(0), "row %d fell back to logits", k)
+						require.Nil(t, out[k], "row %d: logits downloaded for a device pick", k)
+					}
+					gotA, gotB = append(gotA, ids[0]), append(gotB, ids[1])
+					reqs[0].Tokens, reqs[1].Tokens = []int32{ids[0]}, []int32{ids[1]}
+				}
+				require.Equal(t, gotA, gotB, "the same prompt in two rows")
+				if act == backend.BF16 {
+					t.Logf("device greedy with bf16 activations: %v, transformers (f32): %v", gotA, f.ref.Greedy)
+					return
+				}
+				require.Equal(t, f.ref.Greedy, gotA, "device greedy continuation (transformers %s)", f.ref.Transformers)
+			})
 		})
 	}
 }
