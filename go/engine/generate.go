@@ -77,7 +77,7 @@ func (e *Engine) Generate(ctx context.Context, ids []int32, p sampling.Params, o
 	// suppression at this step) take the argmax on the device and download only the id: the
 	// same token as sampling.Sample's greedy rule (ties to the lowest id). Rows with a NaN, a
 	// +Inf or only -Inf come back as logits and go through Sample, which reports them.
-	devGreedy := deviceGreedy(p, e.Cfg.VocabSize)
+	devGreedy := smp.ArgmaxOnly()
 	pick := func(generated int) bool { return devGreedy && generated >= p.MinTokens }
 	step := func(toks []int32, want int, generated int) ([]float32, int32, error) {
 		r := deepseek.Request{Seq: seq, Tokens: toks, Logits: want, Argmax: want == deepseek.LogitsLast && pick(generated)}
@@ -109,8 +109,7 @@ func (e *Engine) Generate(ctx context.Context, ids []int32, p sampling.Params, o
 	for {
 		var res sampling.Result
 		if picked >= 0 {
-			res = sampling.Result{ID: int(picked)}
-			smp.SetStep(smp.Step() + 1) // as Sample does, also when greedy
+			res = smp.Picked(int(picked))
 		} else {
 			var err error
 			if res, err = smp.Sample(logits, history, st.GeneratedTokens); err != nil {
@@ -145,25 +144,6 @@ func (e *Engine) Generate(ctx context.Context, ids []int32, p sampling.Params, o
 	}
 	st.Decode = time.Since(firstAt)
 	return st, nil
-}
-
-// deviceGreedy reports whether every token of a request with these parameters is the plain
-// argmax of the logits: temperature 0, no penalties, no log-probabilities, and no parameter
-// error that sampling.Sample would report (a stop or EOS id outside the vocabulary). MinTokens
-// is checked per step by the caller.
-func deviceGreedy(p sampling.Params, vocab int) bool {
-	if p.Temperature != 0 || p.RepetitionPenalty != 1 || p.PresencePenalty != 0 || p.FrequencyPenalty != 0 ||
-		p.Logprobs || p.TopLogprobs > 0 || vocab <= 0 || p.Validate() != nil {
-		return false
-	}
-	for _, ids := range [][]int{p.StopIDs, p.EOSIDs} {
-		for _, id := range ids {
-			if id >= vocab {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 func (e *Engine) eosIDs() []int {

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/deepgo/deepgo/go/sampling"
 )
 
 // Greedy decoding picks on the device (argmax, only the id downloaded) unless the request needs
@@ -15,10 +17,10 @@ func TestGenerateDeviceGreedyMatchesHost(t *testing.T) {
 	for i := 0; i < 6; i++ {
 		prompt := randomPrompt(r, 1+r.IntN(40))
 		dev := greedy(12)
-		require.True(t, deviceGreedy(dev, e.Cfg.VocabSize))
+		require.True(t, sampling.New(dev, e.Cfg.VocabSize).ArgmaxOnly())
 		host := dev
 		host.Logprobs = true // needs the logits row: the host sampler
-		require.False(t, deviceGreedy(host, e.Cfg.VocabSize))
+		require.False(t, sampling.New(host, e.Cfg.VocabSize).ArgmaxOnly())
 		got, want := generateIDs(t, e, prompt, dev), generateIDs(t, e, prompt, host)
 		require.Equal(t, want, got, "prompt %d", i)
 		// MinTokens: the first steps go through the host (stop ids suppressed), then the device.

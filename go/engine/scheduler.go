@@ -224,7 +224,6 @@ type seqState struct {
 	preempted int
 	prompt    []int32    // the original prompt (LogitsHook)
 	cons      Constraint // nil: unconstrained
-	greedy    bool       // deviceGreedy(params): the token may be picked on the device
 }
 
 // NewScheduler starts the scheduler's goroutine over e.
@@ -306,7 +305,6 @@ func (s *Scheduler) Submit(ctx context.Context, r GenRequest) (*Stream, error) {
 			if r.Constraint != nil {
 				q.cons = r.Constraint(q.index)
 			}
-			q.greedy = deviceGreedy(p, s.e.Cfg.VocabSize)
 			if q.params.MaxTokens <= 0 || q.params.MaxTokens > ctxLen-len(ids) {
 				q.params.MaxTokens = ctxLen - len(ids)
 			}
@@ -603,8 +601,7 @@ func (s *Scheduler) step() {
 		k := todo[i]
 		q := owners[k]
 		if ids[k] >= 0 { /* picked on the device: Sample's greedy rule, only the id came back */
-			drawn[k].res = sampling.Result{ID: int(ids[k])}
-			q.smp.SetStep(q.smp.Step() + 1)
+			drawn[k].res = q.smp.Picked(int(ids[k]))
 			s.statPicks.Add(1)
 			return
 		}
@@ -636,7 +633,7 @@ func (s *Scheduler) step() {
 // with nothing that needs the logits on the host at this step (penalties, logprobs, a
 // constraint's mask, MinTokens still suppressing EOS, the tests' LogitsHook).
 func (s *Scheduler) devicePick(q *seqState) bool {
-	return q.greedy && q.cons == nil && s.cfg.LogitsHook == nil && q.generated >= q.params.MinTokens
+	return q.smp.ArgmaxOnly() && q.cons == nil && s.cfg.LogitsHook == nil && q.generated >= q.params.MinTokens
 }
 
 type drawResult struct {

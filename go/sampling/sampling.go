@@ -326,6 +326,22 @@ func (s *Sampler) Step() uint64 { return s.step }
 // that it reproduces the draws of an uninterrupted run.
 func (s *Sampler) SetStep(step uint64) { s.step = step }
 
+// ArgmaxOnly reports whether Sample, from MinTokens on, returns nothing but the argmax of the
+// logits row (ties to the lowest id): greedy, no penalties, no log-probabilities, and parameters
+// New accepted. A caller may then pick the token elsewhere (the device's argmax) and record it
+// with Picked instead of calling Sample.
+func (s *Sampler) ArgmaxOnly() bool {
+	return s.err == nil && s.p.Temperature == 0 && s.p.RepetitionPenalty == 1 && s.p.PresencePenalty == 0 &&
+		s.p.FrequencyPenalty == 0 && !s.logp
+}
+
+// Picked records token id chosen outside Sample under ArgmaxOnly (at a step with generated >=
+// MinTokens): the step counter advances as Sample's does.
+func (s *Sampler) Picked(id int) Result {
+	s.step++
+	return Result{ID: id}
+}
+
 // IsStopToken reports whether token id ends generation: it is one of
 // StopIDs, or one of EOSIDs and IgnoreEOS is false.
 func (s *Sampler) IsStopToken(id int) bool {

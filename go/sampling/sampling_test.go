@@ -656,3 +656,42 @@ func TestFullVocabAgainstSort(t *testing.T) {
 		}
 	}
 }
+
+// ArgmaxOnly holds exactly when Sample is a plain argmax, and Picked then keeps the sampler in
+// step with one that called Sample.
+func TestArgmaxOnlyAndPicked(t *testing.T) {
+	const V = 50
+	g := DefaultParams()
+	g.Temperature = 0
+	require.True(t, New(g, V).ArgmaxOnly())
+	for name, change := range map[string]func(*Params){
+		"temperature":  func(p *Params) { p.Temperature = 0.7 },
+		"repetition":   func(p *Params) { p.RepetitionPenalty = 1.1 },
+		"presence":     func(p *Params) { p.PresencePenalty = 0.5 },
+		"frequency":    func(p *Params) { p.FrequencyPenalty = 0.5 },
+		"logprobs":     func(p *Params) { p.Logprobs = true },
+		"top_logprobs": func(p *Params) { p.TopLogprobs = 2 },
+		"stop id":      func(p *Params) { p.StopIDs = []int{V} },
+		"eos id":       func(p *Params) { p.EOSIDs = []int{V + 3} },
+		"invalid":      func(p *Params) { p.TopP = 2 },
+	} {
+		p := g
+		change(&p)
+		require.False(t, New(p, V).ArgmaxOnly(), name)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	a, b := New(g, V), New(g, V)
+	var prev []int
+	for i := 0; i < 20; i++ {
+		logits := make([]float32, V)
+		for j := range logits {
+			logits[j] = float32(r.NormFloat64())
+		}
+		res, err := a.Sample(logits, prev, i)
+		require.NoError(t, err)
+		require.Equal(t, Argmax(logits), res.ID)
+		require.Equal(t, res, b.Picked(Argmax(logits)))
+		require.Equal(t, a.Step(), b.Step())
+		prev = append(prev, res.ID)
+	}
+}

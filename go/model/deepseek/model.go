@@ -103,14 +103,12 @@ type Model struct {
 	ws        workspace
 	// WeightBytes is the size of the weights placed on the device (or used in place).
 	WeightBytes int64
-	// CheckpointBytes is the size of every tensor in the checkpoint (what WeightBytes is
-	// compared with: unused tensors, such as the MTP layer, are not placed).
-	CheckpointBytes int64
+	ckBytes     int64 // every tensor in the checkpoint (Memory().Checkpoint)
 }
 
 // Memory is what the model holds on its device, by purpose.
 type Memory struct {
-	Checkpoint int64 // tensor bytes in the checkpoint
+	Checkpoint int64 // tensor bytes in the checkpoint (unused ones, such as the MTP layer, are not placed)
 	Weights    int64 // weight bytes placed (or used in place on the CPU)
 	KVCache    int64 // every layer's paged latent cache
 	// KVPerTokenLayer is the cache bytes of one token in one layer: (kv_lora_rank +
@@ -122,7 +120,7 @@ type Memory struct {
 
 // Memory reports the model's device allocations.
 func (m *Model) Memory() Memory {
-	mem := Memory{Checkpoint: m.CheckpointBytes, Weights: m.WeightBytes, Workspace: m.ws.bytes}
+	mem := Memory{Checkpoint: m.ckBytes, Weights: m.WeightBytes, Workspace: m.ws.bytes}
 	if c := m.KV; c != nil {
 		mem.KVTokens = int64(c.NumBlocks) * int64(c.BlockSize)
 		mem.KVPerTokenLayer = int64(c.Width) * c.DType.Size()
@@ -167,7 +165,7 @@ func Load(cfg *weights.Config, ck *weights.Checkpoint, be backend.Backend, opts 
 		m.Close()
 		return nil, err
 	}
-	m.WeightBytes, m.CheckpointBytes = m.bind.bytes, total
+	m.WeightBytes, m.ckBytes = m.bind.bytes, total
 	if m.invFreq, err = m.bind.own(bytesOf(m.Rope.InvFreq)); err != nil {
 		m.Close()
 		return nil, err
