@@ -72,28 +72,6 @@ func testLinearFP8(t *testing.T, e *env, c fp8LinearCase, m int64, yd backend.DT
 
 func runLinearFP8(t *testing.T, e *env, r *rand.Rand, w *dweight, c fp8LinearCase, m int64, yd backend.DType, acc int32) {
 	t.Helper()
-	xd := backend.BF16
-	x := e.upload(t, encode(randn(r, int(m*c.ldx), 1), xd))
-	y := e.alloc(t, m*c.ldy*yd.Size())
-	if acc != 0 {
-		e.fill(t, y, encode(randn(r, int(m*c.ldy), 1), yd))
-	} else {
-		e.poison(t, y)
-	}
-	args := func(s side) backend.LinearArgs {
-		return backend.LinearArgs{X: x.on(s), Y: y.on(s), W: w.on(s), M: m, LDX: c.ldx, LDY: c.ldy, XDType: xd,
-			YDType: yd, Accumulate: acc, Mode: backend.LinearDefault}
-	}
-	ga := args(onGPU)
-	if !e.gpu.LinearSupported(&ga) {
-		t.Skipf("UNSUPPORTED on cuda: %+v", ga)
-	}
-	ws := e.workspaces(t, func(s side) int64 { a := args(s); return e.be(s).LinearWorkspaceSize(&a) })
-	e.run(t, func(b backend.Backend, s side) error {
-		a := args(s)
-		a.Workspace = ws.on(s)
-		return b.Linear(&a)
-	})
 	tl := tolMMA
 	if c.fast {
 		tl = tolFP8Exact
@@ -101,7 +79,7 @@ func runLinearFP8(t *testing.T, e *env, r *rand.Rand, w *dweight, c fp8LinearCas
 			tl = tolBF16 // the same f32 value rounded on both sides; a tie may go one bf16 ulp apart
 		}
 	}
-	e.checkRows(t, "y", y, yd, m, c.rows, c.ldy, tl)
+	e.runLinear(t, r, w, c.rows, m, c.ldx, c.ldy, backend.BF16, yd, backend.LinearDefault, acc, tl)
 }
 
 // fp8CodeWeight builds an e4m3 weight whose codes cover every exponent field (0: zero and the
@@ -199,7 +177,6 @@ func TestMoEFFNFP8Grouped(t *testing.T) {
 
 func testMoEFFNFP8(t *testing.T, e *env, c moeFP8Case, yd backend.DType, acc int32) {
 	r := rng(t)
-	xd := backend.BF16
 	var gate, up, down []*dweight
 	for i := int32(0); i < c.experts; i++ {
 		pad := int64(0)
@@ -210,38 +187,7 @@ func testMoEFFNFP8(t *testing.T, e *env, c moeFP8Case, yd backend.DType, acc int
 		up = append(up, e.weight(t, r, backend.F8E4M3, c.inter, c.hidden, c.hidden+pad, c.br, c.bc))
 		down = append(down, e.weight(t, r, backend.F8E4M3, c.hidden, c.inter, c.inter+pad, c.br, c.bc))
 	}
-	gd, ud, dd := e.uploadDescs(t, gate), e.uploadDescs(t, up), e.uploadDescs(t, down)
-	n, K := c.n, int64(c.topK)
-	ids := make([]int32, n*K)
-	wts := make([]float32, n*K)
-	for tk := int64(0); tk < n; tk++ {
-		perm := r.Perm(int(c.experts))
-		for k := int64(0); k < K; k++ {
-			ids[tk*K+k] = int32(perm[k])
-			wts[tk*K+k] = r.Float32()
-		}
-	}
-	ids[1] = -1 // a skipped choice
-	idb, wb := e.upload(t, i32bytes(ids)), e.upload(t, f32bytes(wts))
-	ldx, ldy := c.hidden+c.ldxPad, c.hidden+2
-	x := e.upload(t, encode(randn(r, int(n*ldx), 1), xd))
-	y := e.alloc(t, n*ldy*yd.Size())
-	if acc != 0 {
-		e.fill(t, y, encode(randn(r, int(n*ldy), 1), yd))
-	} else {
-		e.poison(t, y)
-	}
-	args := func(s side) backend.MoEFFNArgs {
-		return backend.MoEFFNArgs{X: x.on(s), IDs: idb.on(s), Weights: wb.on(s), Gate: gd.on(s), Up: ud.on(s),
-			Down: dd.on(s), Y: y.on(s), N: n, Hidden: c.hidden, Inter: c.inter, LDX: ldx, LDY: ldy,
-			NExperts: c.experts, TopK: c.topK, XDType: xd, YDType: yd, Accumulate: acc, Mode: backend.LinearDefault}
-	}
-	ws := e.workspaces(t, func(s side) int64 { a := args(s); return e.be(s).MoEFFNWorkspaceSize(&a) })
-	e.run(t, func(b backend.Backend, s side) error {
-		a := args(s)
-		a.Workspace = ws.on(s)
-		return b.MoEFFN(&a)
-	})
 	// as TestMoEFFN: bf16 x (and the SiLU product handed to down as bf16 on the GPU)
-	e.checkRows(t, "y", y, yd, n, c.hidden, ldy, tolMMA)
+	e.runMoEFFN(t, r, gate, up, down, c.experts, c.topK, c.hidden, c.inter, c.n, c.hidden+c.ldxPad, c.hidden+2,
+		backend.BF16, yd, backend.LinearDefault, acc, tolMMA)
 }

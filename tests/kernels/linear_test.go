@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"math/rand"
 	"testing"
 
 	"github.com/deepgo/deepgo/go/backend"
@@ -65,6 +66,14 @@ func testLinear(t *testing.T, e *env, rows, cols, m int64, wd, xd, yd backend.DT
 		br, bc = 64, 96
 	}
 	w := e.weight(t, r, wd, rows, cols, ldw, br, bc)
+	e.runLinear(t, r, w, rows, m, ldx, ldy, xd, yd, mode, acc, linearTol(xd, yd, wd, m, mode))
+}
+
+// runLinear runs y (+)= x . W^T on both sides with random x [m, ldx] and y [m, ldy] (filled when
+// acc, poisoned otherwise) and compares y's rows columns with tolerance tl.
+func (e *env) runLinear(t *testing.T, r *rand.Rand, w *dweight, rows, m, ldx, ldy int64, xd, yd backend.DType,
+	mode, acc int32, tl tol) {
+	t.Helper()
 	x := e.upload(t, encode(randn(r, int(m*ldx), 1), xd))
 	y := e.alloc(t, m*ldy*yd.Size())
 	if acc != 0 {
@@ -86,7 +95,7 @@ func testLinear(t *testing.T, e *env, rows, cols, m int64, wd, xd, yd backend.DT
 		a.Workspace = ws.on(s)
 		return b.Linear(&a)
 	})
-	e.checkRows(t, "y", y, yd, m, rows, ldy, linearTol(xd, yd, wd, m, mode))
+	e.checkRows(t, "y", y, yd, m, rows, ldy, tl)
 }
 
 func TestHeadMatmul(t *testing.T) {

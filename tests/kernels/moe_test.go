@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"math/rand"
 	"testing"
 	"unsafe"
 
@@ -106,6 +107,19 @@ func testMoEFFN(t *testing.T, e *env, E, K int32, hidden, inter, n int64, wd, xd
 		up = append(up, e.weight(t, r, wd, inter, hidden, hidden, 128, 128))
 		down = append(down, e.weight(t, r, wd, hidden, inter, inter, 128, 128))
 	}
+	tl := tolF32
+	if xd == backend.BF16 || yd == backend.BF16 || mode == backend.LinearW8A8 {
+		tl = tolMMA
+	}
+	e.runMoEFFN(t, r, gate, up, down, E, K, hidden, inter, n, hidden+1, hidden+2, xd, yd, mode, acc, tl)
+}
+
+// runMoEFFN runs dg_moe_ffn on both sides over these experts: every token routed to K distinct
+// random experts with random weights (the second choice skipped, id -1, when n > 1), random x
+// [n, ldx], y [n, ldy] filled when acc (poisoned otherwise); y's hidden columns compared with tl.
+func (e *env) runMoEFFN(t *testing.T, r *rand.Rand, gate, up, down []*dweight, E, K int32, hidden, inter, n, ldx,
+	ldy int64, xd, yd backend.DType, mode, acc int32, tl tol) {
+	t.Helper()
 	gd, ud, dd := e.uploadDescs(t, gate), e.uploadDescs(t, up), e.uploadDescs(t, down)
 	ids := make([]int32, n*int64(K))
 	wts := make([]float32, n*int64(K))
@@ -120,7 +134,6 @@ func testMoEFFN(t *testing.T, e *env, E, K int32, hidden, inter, n int64, wd, xd
 		ids[1] = -1 // a skipped choice
 	}
 	idb, wb := e.upload(t, i32bytes(ids)), e.upload(t, f32bytes(wts))
-	ldx, ldy := hidden+1, hidden+2
 	x := e.upload(t, encode(randn(r, int(n*ldx), 1), xd))
 	y := e.alloc(t, n*ldy*yd.Size())
 	if acc != 0 {
@@ -139,9 +152,5 @@ func testMoEFFN(t *testing.T, e *env, E, K int32, hidden, inter, n int64, wd, xd
 		a.Workspace = ws.on(s)
 		return b.MoEFFN(&a)
 	})
-	tl := tolF32
-	if xd == backend.BF16 || yd == backend.BF16 || mode == backend.LinearW8A8 {
-		tl = tolMMA
-	}
 	e.checkRows(t, "y", y, yd, n, hidden, ldy, tl)
 }
