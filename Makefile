@@ -7,7 +7,7 @@ TOKDIR   := $(BUILD)/tokenizer/deepseek-v3
 COMMIT   := $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS  := -X github.com/deepgo/deepgo/go/bench.BuildCommit=$(COMMIT) -X github.com/deepgo/deepgo/go/cli.Version=$(COMMIT)
 
-.PHONY: all deepgo libdeepgo test-bindings cpu-lib cuda cuda-check tokenizer test test-go test-c test-arm64 fixtures gpu-bundle gpu-check clean
+.PHONY: all deepgo libdeepgo test-bindings cpu-lib cuda cuda-check tokenizer test test-go test-c test-arm64 fixtures gpu-bundle gpu-lib gpu-check clean
 
 all: deepgo cpu-lib tokenizer libdeepgo
 
@@ -94,6 +94,15 @@ gpu-bundle:
 	$(GO) test -c -ldflags="-s -w" -o $(BUILD)/gpu/cuda.test ./go/backend/cuda
 	$(GO) test -c -ldflags="-s -w" -o $(BUILD)/gpu/tests.test ./tests
 	@du -sh $(BUILD)/gpu
+
+# libdeepgo_cuda.so for sm_90a built here with the PyPI nvcc (make cuda-check installs it), into
+# build/gpu/lib: carried with build/gpu, tests/gpu_check.sh uses it instead of building on the device.
+gpu-lib:
+	$(CMAKE) -S cuda -B $(BUILD)/cuda-sm90 -G Ninja -DCMAKE_BUILD_TYPE=Release \
+		-DCMAKE_CUDA_COMPILER=$(CURDIR)/$(BUILD)/cuda-toolkit/nvidia/cu13/bin/nvcc -DDEEPGO_CUDA_ARCHS=90a >/dev/null
+	$(CMAKE) --build $(BUILD)/cuda-sm90
+	mkdir -p $(BUILD)/gpu/lib
+	cp $(BUILD)/cuda-sm90/libdeepgo_cuda.so $(BUILD)/gpu/lib/ && echo 90a >$(BUILD)/gpu/lib/ARCHS
 
 gpu-check:
 	bash tests/gpu_check.sh $${OUT:-$(BUILD)/gpu/logs}
