@@ -92,6 +92,14 @@ static inline cudaStream_t stream_of(dg_stream s) {
     return (cudaStream_t)s;
 }
 
+/* An attribute of the current device, or fallback when it cannot be read. Callers that ask per
+ * launch cache it in a function-local static (one device per process). */
+static inline int device_attr(cudaDeviceAttr attr, int fallback) {
+    int dev = 0, v = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, attr, dev) != cudaSuccess) return fallback;
+    return v;
+}
+
 static inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 static inline bool is_act_dtype(int32_t t) { return t == DG_F32 || t == DG_BF16; }

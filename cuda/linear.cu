@@ -267,13 +267,7 @@ int fp8_tile_width(int64_t rows, int64_t m) {
         return v == 64 || v == 128 ? v : 0;
     }();
     if (forced) return forced;
-    static const int sms = [] {
-        int dev = 0, n = 0;
-        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) !=
-                                                      cudaSuccess)
-            n = 0;
-        return n > 0 ? n : 132;
-    }();
+    static const int sms = device_attr(cudaDevAttrMultiProcessorCount, 132);
     return ceil_div(rows, GF_BN) * ceil_div(m, GF_BM) >= 2 * (int64_t)sms ? 128 : 64;
 }
 

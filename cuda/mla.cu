@@ -24,11 +24,16 @@
  * so a captured graph stays valid for every length up to it.
  * Limits: latent <= 512; shared memory 4*(32*(latent+rope+1) + 8*(latent+rope)) bytes (92 KB
  * for DeepSeek's 512+64, opted in with cudaFuncSetAttribute).
+ * bf16 q over a bf16 cache with latent 512 + rope 64 (DeepSeek's) takes the tensor-core pass 1 in
+ * mla_decode_mma.cu instead (DEEPGO_MLA_DECODE=simt keeps this one), with fewer splits when the
+ * rows x head groups already fill the GPU; the combine is shared. bf16 prefill with suitable shapes
+ * takes mla_prefill_mma.cu (DEEPGO_MLA_PREFILL=scalar keeps the one here).
  *
  * Variants: q/kv/out F32 or BF16 (prefill dtype; decode dtype), cache F32 or BF16. Math in f32.
  * Test: go test ./tests/kernels -run 'MLA' -v
  */
 #include "common.cuh"
+#include "mla_decode_mma.cuh"
 
 using namespace dg;
 
@@ -244,44 +249,52 @@ __global__ void __launch_bounds__(DC_HEADS * 32, 2) mla_decode_split_kernel(dg_m
 }
 
 template <typename T>
-__global__ void __launch_bounds__(DC_MAX_SPLITS) mla_decode_combine_kernel(dg_mla_decode_args a, int n_splits) {
-    /* blockDim.x == DC_MAX_SPLITS >= n_splits: thread s owns split s for the softmax terms; the
-     * sum over d then runs over the splits that saw keys only (in split order). */
+__global__ void __launch_bounds__(DC_MAX_SPLITS) mla_decode_combine_kernel(dg_mla_decode_args a, int n_splits,
+                                                                          int64_t chunk) {
+    /* blockDim.x == DC_MAX_SPLITS >= n_splits. Only the splits that start below the row's length
+     * saw keys (the tensor-core pass 1 writes nothing for the others), so their count comes from
+     * seq_lens; thread s owns split s for the softmax terms, then each thread sums two columns
+     * over those splits in split order. */
     __shared__ float red[32];
-    pdl_enter();
     __shared__ float fac[DC_MAX_SPLITS];
-    __shared__ int act[DC_MAX_SPLITS];
-    __shared__ int nact;
+    pdl_enter();
     const int64_t h = blockIdx.x, r = blockIdx.y;
+    const int64_t b = r / a.q_per_seq, i = r % a.q_per_seq;
+    const int64_t L = (int64_t)a.seq_lens[b] - (a.q_per_seq - 1 - i);
+    const int n_act = L > 0 ? (int)min((int64_t)n_splits, (L + chunk - 1) / chunk) : 0;
     const int latent = a.latent;
     const float *ws = (const float *)a.workspace + (r * a.n_heads + h) * n_splits * (int64_t)(latent + 2);
     const int s = threadIdx.x;
     float ms = -INFINITY, ls = 0.f;
-    if (s < n_splits) {
+    if (s < n_act) {
         ms = ws[s * (latent + 2) + latent];
         ls = ws[s * (latent + 2) + latent + 1];
     }
     const float M = block_max(ms, red);
     const float e = ms == -INFINITY ? 0.f : expf(ms - M);
-    const float L = block_sum(e * ls, red);
+    const float Lsum = block_sum(e * ls, red);
     fac[s] = e;
     __syncthreads();
-    if (threadIdx.x == 0) {
-        int n = 0;
-        for (int q = 0; q < n_splits; q++)
-            if (fac[q] != 0.f) act[n++] = q;
-        nact = n;
-    }
-    __syncthreads();
-    const float inv = L > 0.f ? 1.f / L : 0.f;
+    const float inv = Lsum > 0.f ? 1.f / Lsum : 0.f;
     T *out = (T *)a.out + r * a.ld_out_tok + h * a.ld_out_head;
-    for (int d = threadIdx.x; d < latent; d += blockDim.x) {
-        float acc = 0.f;
-        for (int i = 0; i < nact; i++) {
-            const int q = act[i];
-            acc += fac[q] * ws[q * (latent + 2) + d];
+    /* (latent + 2) floats per split: 8-byte aligned, so float2 loads */
+    for (int d = 2 * threadIdx.x; d < latent; d += 2 * blockDim.x) {
+        const bool pair = d + 1 < latent;
+        float ax = 0.f, ay = 0.f;
+#pragma unroll 8
+        for (int q = 0; q < n_act; q++) {
+            const float f = fac[q];
+            const float *src = ws + q * (int64_t)(latent + 2) + d;
+            if (pair) {
+                const float2 v = *(const float2 *)src;
+                ax += f * v.x;
+                ay += f * v.y;
+            } else {
+                ax += f * src[0];
+            }
         }
-        out[d] = from_f32<T>(acc * inv);
+        out[d] = from_f32<T>(ax * inv);
+        if (pair) out[d + 1] = from_f32<T>(ay * inv);
     }
 }
 
@@ -307,6 +320,12 @@ int decode_splits(const dg_mla_decode_args *a) {
 
 }  // namespace
 
+namespace dg {
+/* mla_prefill_mma.cu: the bf16 tensor-core prefill, for the arguments it suits. */
+bool mla_prefill_mma_ok(const dg_mla_prefill_args &a);
+dg_status mla_prefill_mma(const dg_mla_prefill_args &a, cudaStream_t st);
+}  // namespace dg
+
 extern "C" {
 
 DG_API int64_t dg_mla_prefill_workspace_size(const dg_mla_prefill_args *a) {
@@ -329,6 +348,8 @@ DG_API dg_status dg_mla_prefill(const dg_mla_prefill_args *a, dg_stream s) {
     size_t smem = sizeof(float) * ((size_t)KT * (dqk + 1) + (size_t)KT * a->v + (size_t)PF_WARPS * dqk);
     dim3 grid((unsigned)ceil_div(a->max_q, PF_WARPS), (unsigned)a->n_heads, (unsigned)a->n_seqs);
     cudaStream_t cs = stream_of(s);
+    /* BF16 with suitable shapes: the tensor-core kernel (mla_prefill_mma.cu) */
+    if (a->dtype == DG_BF16 && mla_prefill_mma_ok(*a)) return mla_prefill_mma(*a, cs);
     dg_status st;
     if (a->dtype == DG_F32) {
         if ((st = set_smem(mla_prefill_kernel<float>, smem, "mla_prefill_kernel"))) return st;
@@ -364,7 +385,9 @@ DG_API dg_status dg_mla_decode(const dg_mla_decode_args *a, dg_stream s) {
     DG_REQUIRE(a->workspace != nullptr, "dg_mla_decode: needs a workspace of %lld bytes",
                (long long)dg_mla_decode_workspace_size(a));
     DG_REQUIRE(rows <= 65535, "dg_mla_decode: %lld query rows > 65535", (long long)rows);
-    int splits = decode_splits(a);
+    const bool mma = mla_decode_mma_ok(a);
+    int splits = decode_splits(a); /* the most splits; the workspace is sized for these */
+    if (mma) splits = mla_decode_mma_splits(a, splits);
     int64_t chunk = ceil_div(a->max_seq_len > 0 ? a->max_seq_len : 1, splits);
     chunk = ceil_div(chunk, KT) * KT;
     int D = a->latent + a->rope;
@@ -373,12 +396,18 @@ DG_API dg_status dg_mla_decode(const dg_mla_decode_args *a, dg_stream s) {
     dim3 cgrid((unsigned)a->n_heads, (unsigned)rows);
     cudaStream_t cs = stream_of(s);
     dg_status st;
+    if (mma) {
+        if ((st = mla_decode_mma(a, splits, chunk, cs))) return st;
+        launch_pdl(mla_decode_combine_kernel<__nv_bfloat16>, cgrid, DC_MAX_SPLITS, 0, cs, *a, splits, chunk);
+        DG_LAUNCHED("mla_decode_combine_kernel");
+        return DG_OK;
+    }
 #define DG_DECODE(T, CT)                                                                             \
     do {                                                                                             \
         if ((st = set_smem(mla_decode_split_kernel<T, CT>, smem, "mla_decode_split_kernel"))) return st; \
         launch_pdl(mla_decode_split_kernel<T, CT>, grid, DC_HEADS * 32, smem, cs, *a, splits, chunk);  \
         DG_LAUNCHED("mla_decode_split_kernel");                                                      \
-        launch_pdl(mla_decode_combine_kernel<T>, cgrid, DC_MAX_SPLITS, 0, cs, *a, splits);                   \
+        launch_pdl(mla_decode_combine_kernel<T>, cgrid, DC_MAX_SPLITS, 0, cs, *a, splits, chunk);            \
         DG_LAUNCHED("mla_decode_combine_kernel");                                                    \
     } while (0)
     if (a->dtype == DG_F32) {
