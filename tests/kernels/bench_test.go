@@ -98,3 +98,57 @@ func benchLinear(b *testing.B, e *env, s side, rows, cols, m int64, wd backend.D
 	b.ReportMetric(float64(wbytes)/sec/1e9, "GB/s")
 	b.ReportMetric(2*float64(m*rows*cols)/sec/1e12, "TFLOP/s")
 }
+
+// BenchmarkMLAPrefill times dg_mla_prefill on the GPU for one causal prompt of T tokens at the
+// DeepSeek-V3 head shape (192/128; 16 heads as peer-7b, 128 as V3) in BF16. TFLOP/s counts
+// heads * T(T+1)/2 * 2*(qk + v). DEEPGO_MLA_PREFILL=scalar times the scalar kernel instead.
+//
+//	build/gpu/kernels.test -test.run - -test.bench MLAPrefill -test.benchtime 100x
+func BenchmarkMLAPrefill(b *testing.B) {
+	e := setup(b)
+	for _, c := range [][2]int64{{16, 512}, {16, 4096}, {128, 512}} { // the scalar kernel needs ~0.3 s for 16 x 4096
+		b.Run(fmt.Sprintf("heads=%d/tokens=%d", c[0], c[1]), func(b *testing.B) {
+			benchMLAPrefill(b, e.gpu, c[0], c[1])
+		})
+	}
+}
+
+func benchMLAPrefill(b *testing.B, be backend.Backend, heads, T int64) {
+	const nope, rope, vd = 128, 64, 128
+	qk := int64(nope + rope)
+	bufs := []int64{T * heads * qk * 2, T * heads * (nope + vd) * 2, T * rope * 2, T * heads * vd * 2, 8}
+	ptrs := make([]uintptr, len(bufs))
+	for i, n := range bufs {
+		p, err := be.Alloc(n)
+		if err != nil {
+			b.Skip(err)
+		}
+		defer be.Free(p)
+		_ = be.Memset(p, 0x3c, n) // bf16 1.1: finite scores
+		ptrs[i] = p
+	}
+	if err := be.Upload(ptrs[4], i32bytes([]int32{0, int32(T)})); err != nil {
+		b.Fatal(err)
+	}
+	a := backend.MLAPrefillArgs{Q: ptrs[0], KV: ptrs[1], KPE: ptrs[2], Out: ptrs[3], CuQ: ptrs[4], CuK: ptrs[4],
+		NSeqs: 1, NHeads: heads, MaxQ: T, MaxK: T, LDQTok: heads * qk, LDQHead: qk, LDKVTok: heads * (nope + vd),
+		LDKVHead: nope + vd, LDKPE: rope, LDOutTok: heads * vd, LDOutHead: vd, Scale: 0.0721,
+		Nope: nope, Rope: rope, V: vd, DType: backend.BF16}
+	if err := be.MLAPrefill(&a); err != nil {
+		b.Fatal(err)
+	}
+	_ = be.Sync()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := be.MLAPrefill(&a); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := be.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	sec := b.Elapsed().Seconds() / float64(b.N)
+	b.ReportMetric(float64(heads*T*(T+1)/2*2*(qk+vd))/sec/1e12, "TFLOP/s")
+	b.ReportMetric(sec*1e6, "us/call")
+}
