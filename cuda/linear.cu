@@ -5,6 +5,7 @@
  * W[i, j] = e4m3(q[i, j]) * scale[i / br][j / bc]. accumulate=1 adds to y (read in y_dtype).
  *
  * Variants of dg_linear (x F32/BF16, y F32/BF16, W F32/BF16/F16/F8E4M3, any shape and stride):
+ *   GEMV on tensor cores (m <= 8, bf16 x, bf16 or block-scaled fp8 W): gemv_mma.cu.
  *   GEMV  (m <= 8; m <= 32 where the fast bf16 tile below does not apply): memory-bound path. 8 warps per block, one output row per warp; each lane
  *         streams 16-byte chunks of the weight row (4 f32 / 8 bf16,f16 / 16 fp8), dequantises in
  *         registers (one block scale per chunk when bc % chunk == 0) and keeps m accumulators
@@ -39,6 +40,7 @@
  * Bench: go test ./tests/kernels -run - -bench Linear
  */
 #include "gemm.cuh"
+#include "gemv_mma.cuh"
 #include <stdlib.h>
 #include <type_traits>
 
@@ -82,7 +84,7 @@ __device__ __forceinline__ void store_y(YT *y, int64_t i, float v, int accumulat
     y[i] = from_f32<YT>(v);
 }
 
-template <typename WT, typename XT, typename YT, int wpr, int MAXM>
+template <typename WT, typename XT, typename YT, int wpr, int MAXM, int U = GEMV_UNROLL>
 __global__ void __launch_bounds__(GEMV_WARPS * 32, 2)
     gemv_kernel(const XT *__restrict__ x, YT *__restrict__ y, dg_weight w, int m, int64_t ld_x,
                 int64_t ld_y, int accumulate) {
@@ -123,14 +125,14 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32, 2)
     if (aligned) {
         jv = cols - cols % VEC;
         const bool chunk_scale = fp8 && (w.block_cols % VEC == 0);
-        /* GEMV_UNROLL 16-byte weight chunks in flight per lane before their first use */
-        for (int64_t j0 = (int64_t)lane * VEC; j0 < jv; j0 += (int64_t)nl * VEC * GEMV_UNROLL) {
-            uint4 raw[GEMV_UNROLL];
+        /* U 16-byte weight chunks in flight per lane before their first use */
+        for (int64_t j0 = (int64_t)lane * VEC; j0 < jv; j0 += (int64_t)nl * VEC * U) {
+            uint4 raw[U];
 #pragma unroll
-            for (int u = 0; u < GEMV_UNROLL; u++)
+            for (int u = 0; u < U; u++)
                 if (j0 + (int64_t)nl * VEC * u < jv) raw[u] = ld_stream16(wr + j0 + (int64_t)nl * VEC * u);
 #pragma unroll
-            for (int u = 0; u < GEMV_UNROLL; u++) {
+            for (int u = 0; u < U; u++) {
                 const int64_t j = j0 + (int64_t)nl * VEC * u;
                 if (j >= jv) break;
                 const WT *wv = (const WT *)&raw[u];
@@ -197,6 +199,15 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32, 2)
             store_y(y, t * ld_y + i, v, accumulate);
         }
     }
+}
+
+/* DEEPGO_GEMV_UNROLL=8: 8 chunks in flight per lane in the 1-warp GEMV (for A/B runs; read once). */
+int gemv_unroll() {
+    static const int u = [] {
+        const char *e = getenv("DEEPGO_GEMV_UNROLL");
+        return e && atoi(e) == 8 ? 8 : GEMV_UNROLL;
+    }();
+    return u;
 }
 
 /* Warps per row: 4 for short, wide matrices (kv_a, q_a, the router: too few warps otherwise),
@@ -282,6 +293,9 @@ dg_status launch_linear_xy(const XT *x, YT *y, const dg_weight &w, int64_t m, in
     bool fast_tile = false;
     if constexpr (std::is_same<XT, __nv_bfloat16>::value)
         fast_tile = mma && w.dtype == DG_BF16 && gemm_fast_ok(x, ld_x, w.cols) && gemm_fast_ok(w.data, w.ld, w.cols);
+    if constexpr (std::is_same<XT, __nv_bfloat16>::value) {
+        if (m <= GEMV_MAX_M && gemv_mma_ok(x, ld_x, w, m)) return gemv_mma<YT>(x, y, w, m, ld_x, ld_y, accumulate, st);
+    }
     if (m <= GEMV_MAX_M || (m <= GEMV_SKINNY_M && !fast_tile)) {
         const int wpr = gemv_wpr(w.rows, w.cols);
         unsigned grid = (unsigned)ceil_div(w.rows, GEMV_WARPS / wpr);
@@ -291,6 +305,8 @@ dg_status launch_linear_xy(const XT *x, YT *y, const dg_weight &w, int64_t m, in
     do {                                                                                                          \
         if (wpr == 4)                                                                                             \
             launch_pdl(gemv_kernel<WT, XT, YT, 4, MM>, grid, GEMV_WARPS * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate); \
+        else if (gemv_unroll() == 8 && MM == GEMV_MAX_M)                                                          \
+            launch_pdl(gemv_kernel<WT, XT, YT, 1, MM, 8>, grid, GEMV_WARPS * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate); \
         else                                                                                                      \
             launch_pdl(gemv_kernel<WT, XT, YT, 1, MM>, grid, GEMV_WARPS * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate); \
     } while (0)

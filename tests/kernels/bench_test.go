@@ -25,6 +25,11 @@ func BenchmarkLinear(b *testing.B) {
 		{"o_proj", 7168, 16384},
 		{"dense_up", 18432, 7168},
 		{"lm_head", 129280, 7168},
+		// peer-7b's decode GEMVs: q_a + kv_a stacked, o_proj, shared gate + up stacked, shared down
+		{"p7_qkv_a", 2112, 2048},
+		{"p7_o_proj", 2048, 2048},
+		{"p7_sh_gate_up", 5632, 2048},
+		{"p7_sh_down", 2048, 2816},
 	}
 	for _, impl := range []side{onGPU, onCPU} {
 		for _, sh := range shapes {

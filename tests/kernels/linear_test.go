@@ -27,7 +27,7 @@ func TestLinear(t *testing.T) {
 	type shape struct{ rows, cols int64 }
 	shapes := []shape{{7, 129}, {129, 200}, {576, 2048}, {1536, 7168}}
 	for _, sh := range shapes {
-		for _, m := range []int64{1, 7, 9, 32, 129} {
+		for _, m := range []int64{1, 2, 7, 8, 9, 32, 129} {
 			for _, wd := range weightTypes {
 				for _, xd := range actTypes {
 					for _, yd := range actTypes {
@@ -53,6 +53,21 @@ func TestLinear(t *testing.T) {
 			t.Run(name("strided", true, "m", m, "w", wd), func(t *testing.T) {
 				testLinear(t, e, 130, 300, m, wd, backend.BF16, backend.F32, backend.LinearDefault, 1, true)
 			})
+		}
+	}
+	// strides the tensor-core GEMV (m <= 8, bf16 x) accepts: 16-byte x rows, a partial last row
+	// tile, fp8 blocks of 64 rows x 128 columns, bf16 and f32 y
+	for _, m := range []int64{3, 8} {
+		for _, wd := range []backend.DType{backend.BF16, backend.F8E4M3} {
+			for _, yd := range actTypes {
+				t.Run(name("strided16", true, "m", m, "w", wd, "y", yd), func(t *testing.T) {
+					r := rng(t)
+					const rows, cols = 130, 320
+					w := e.weight(t, r, wd, rows, cols, cols+16, 64, 128)
+					e.runLinear(t, r, w, rows, m, cols+8, rows+5, backend.BF16, yd, backend.LinearDefault, int32(m%2),
+						linearTol(backend.BF16, yd, wd, m, backend.LinearDefault))
+				})
+			}
 		}
 	}
 }

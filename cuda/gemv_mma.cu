@@ -1,0 +1,193 @@
+/*
+ * gemv_mma.cu: dg_linear for m <= 8 rows of bf16 x against bf16 or fp8 (block-scaled) weights, on
+ * tensor cores. linear.cu dispatches here when the layout suits (gemv_mma_ok); its SIMT GEMV
+ * takes the rest (f32/f16 weights, f32 x, odd strides) and DEEPGO_GEMV=simt forces it.
+ *
+ * Why: the SIMT GEMV converts every weight to f32 and runs a dependent FMA chain per chunk and
+ * token; on the H100 Nsight Compute showed peer-7b's o_proj (2048 x 2048, m=1) at 650 GB/s,
+ * 0.22 eligible warps per scheduler, ~29 cycles per issued instruction (scoreboard waits on the
+ * chains), and fp8 no faster than bf16. Here one mma.sync m16n8k16 takes 16 weight rows x 16
+ * columns against the 8 x rows (tokens) as B, so the only per-element work left is fp8 -> bf16
+ * (exact, gemm.cuh's e4m3x4_to_bf16x2) and the bytes in flight decide the speed.
+ *
+ * Mapping. A warp owns 16 weight rows (i0 + g and i0 + g + 8 for lane g = lane / 4) and, with
+ * S warps per row tile (split-K, 1..8 chosen so the grid has ~16 warps per SM), every S-th
+ * column block. Lane t = lane % 4 loads one 16-byte chunk of each of its two rows per round:
+ * bf16 8 columns (2 k-steps), fp8 16 columns (4 k-steps), at column round + t * chunk. The sum
+ * over k does not care which column sits in which k slot, only that A and B agree: lane (g, t)
+ * gives A the 32-bit words of its chunks in order and gives B the same columns of x row g, so
+ * D[row][n] = sum_col W[row][col] * x[n][col] exactly as the SIMT kernel (f32 sums of exact
+ * products; x rows n >= m are zero). fp8: a round of 64 columns lies in one 128-column scale
+ * block and a row tile in one 128-row block, so each round's mma sum is scaled once in f32.
+ * U = 4 rounds of loads are issued before the first mma. The S partial tiles meet in shared
+ * memory and are added in warp order (deterministic).
+ */
+#include "gemv_mma.cuh"
+
+#include "gemm.cuh"
+#include <stdlib.h>
+#include <string.h>
+
+using namespace dg;
+
+namespace {
+
+typedef __nv_bfloat16 bf;
+constexpr int WARPS = 8, U = 4;
+
+template <bool FP8, typename YT>
+__global__ void __launch_bounds__(WARPS * 32) gemv_mma_kernel(const bf *__restrict__ x, YT *__restrict__ y, dg_weight w,
+                                                            int m, int64_t ld_x, int64_t ld_y, int accumulate, int S) {
+    constexpr int ECH = FP8 ? 16 : 8;   /* columns per 16-byte chunk */
+    constexpr int RC = 4 * ECH;         /* columns per round (the 4 lanes t) */
+    constexpr int IC = U * RC;          /* columns per iteration */
+    constexpr int ES = FP8 ? 1 : 2;     /* weight element bytes */
+    __shared__ float part[WARPS][32][4];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int tpb = WARPS / S;
+    const int64_t tile = (int64_t)blockIdx.x * tpb + warp / S;
+    const int ks = warp % S;
+    const int64_t i0 = tile * 16;
+    if (threadIdx.x == 0) { /* this block's rows into L2 while the previous kernel finishes */
+        const int64_t r0 = (int64_t)blockIdx.x * tpb * 16;
+        const int64_t nr = std::min<int64_t>((int64_t)tpb * 16, w.rows - r0);
+        if (nr > 0) prefetch_l2((const char *)w.data + r0 * w.ld * ES, ((nr - 1) * w.ld + w.cols) * ES);
+    }
+    pdl_enter();
+    const int64_t ra = i0 + g, rb = i0 + g + 8;
+    const bool oka = ra < w.rows, okb = rb < w.rows;
+    const char *wa = (const char *)w.data + (oka ? ra : 0) * w.ld * ES;
+    const char *wb = (const char *)w.data + (okb ? rb : 0) * w.ld * ES;
+    const bool xrow = g < m;
+    const bf *xr = x + (xrow ? g : 0) * ld_x;
+    const float *srow = nullptr;
+    int64_t lds = 0;
+    if constexpr (FP8) {
+        lds = (w.cols + w.block_cols - 1) / w.block_cols;
+        srow = w.scale + (i0 < w.rows ? i0 / w.block_rows : 0) * lds;
+    }
+
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    const int64_t nit = (w.cols + IC - 1) / IC;
+    for (int64_t it = ks; it < nit && i0 < w.rows; it += S) {
+        const int64_t cb = it * IC;
+        uint4 A[U], B[U], X[U][FP8 ? 2 : 1];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int64_t c = cb + u * RC + t * ECH;
+            const bool ok = c < w.cols;
+            const uint4 z = make_uint4(0, 0, 0, 0);
+            A[u] = ok && oka ? ld_stream16(wa + c * ES) : z;
+            B[u] = ok && okb ? ld_stream16(wb + c * ES) : z;
+#pragma unroll
+            for (int q = 0; q < (FP8 ? 2 : 1); q++) X[u][q] = ok && xrow ? *(const uint4 *)(xr + c + 8 * q) : z;
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int64_t c0 = cb + u * RC; /* the round's first column: uniform over the warp */
+            if (c0 >= w.cols) break;
+            if constexpr (FP8) {
+                const uint32_t wa4[4] = {A[u].x, A[u].y, A[u].z, A[u].w};
+                const uint32_t wb4[4] = {B[u].x, B[u].y, B[u].z, B[u].w};
+                const uint32_t xw[8] = {X[u][0].x, X[u][0].y, X[u][0].z, X[u][0].w,
+                                        X[u][1].x, X[u][1].y, X[u][1].z, X[u][1].w};
+                float d[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+                for (int s = 0; s < 4; s++) {
+                    uint32_t alo, ahi, blo, bhi;
+                    e4m3x4_to_bf16x2(wa4[s], alo, ahi);
+                    e4m3x4_to_bf16x2(wb4[s], blo, bhi);
+                    mma_bf16_16816(d, alo, blo, ahi, bhi, xw[2 * s], xw[2 * s + 1]);
+                }
+                const float sc = srow[c0 / w.block_cols];
+#pragma unroll
+                for (int e = 0; e < 4; e++) acc[e] = fmaf(sc, d[e], acc[e]);
+            } else {
+                mma_bf16_16816(acc, A[u].x, B[u].x, A[u].y, B[u].y, X[u][0].x, X[u][0].y);
+                mma_bf16_16816(acc, A[u].z, B[u].z, A[u].w, B[u].w, X[u][0].z, X[u][0].w);
+            }
+        }
+    }
+
+    if (S > 1) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) part[warp][lane][e] = acc[e];
+        __syncthreads();
+        if (ks != 0) return;
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            float v = 0.f;
+            for (int q = 0; q < S; q++) v += part[warp + q][lane][e];
+            acc[e] = v;
+        }
+    }
+    /* c0, c1: row i0+g, tokens 2t, 2t+1; c2, c3: row i0+g+8 */
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        const int tok = 2 * t + (e & 1);
+        const int64_t row = e < 2 ? ra : rb;
+        if (tok < m && row < w.rows) {
+            YT *p = y + tok * ld_y + row;
+            float v = acc[e];
+            if (accumulate) v += to_f32(*p);
+            *p = from_f32<YT>(v);
+        }
+    }
+}
+
+bool disabled() {
+    static const bool off = [] {
+        const char *e = getenv("DEEPGO_GEMV");
+        return e && strcmp(e, "simt") == 0;
+    }();
+    return off;
+}
+
+/* Warps per row tile: the fewest (a power of two, <= 8) that give the grid ~16 warps per SM,
+ * and no more than there are column iterations. */
+int pick_split(int64_t tiles, int64_t iters) {
+    static const int sms = device_attr(cudaDevAttrMultiProcessorCount, 132);
+    int s = 1;
+    while (s < WARPS && tiles * s < 16LL * sms && 2 * s <= iters) s *= 2;
+    return s;
+}
+
+}  // namespace
+
+namespace dg {
+
+bool gemv_mma_ok(const void *x, int64_t ld_x, const dg_weight &w, int64_t m) {
+    if (disabled() || m < 1 || m > 8) return false;
+    static const int major = device_attr(cudaDevAttrComputeCapabilityMajor, 0);
+    if (major < 8) return false;
+    if ((uintptr_t)x % 16 != 0 || ld_x % 8 != 0 || (uintptr_t)w.data % 16 != 0) return false;
+    if (w.dtype == DG_BF16) return w.cols % 8 == 0 && w.ld % 8 == 0;
+    if (w.dtype == DG_F8E4M3)
+        return w.cols % 16 == 0 && w.ld % 16 == 0 && w.scale && w.block_rows > 0 && w.block_rows % 16 == 0 &&
+               w.block_cols > 0 && w.block_cols % 64 == 0;
+    return false;
+}
+
+template <typename YT>
+dg_status gemv_mma(const __nv_bfloat16 *x, YT *y, const dg_weight &w, int64_t m, int64_t ld_x, int64_t ld_y,
+                   int accumulate, cudaStream_t st) {
+    const bool fp8 = w.dtype == DG_F8E4M3;
+    const int64_t tiles = ceil_div(w.rows, 16);
+    const int64_t iters = ceil_div(w.cols, (int64_t)U * 4 * (fp8 ? 16 : 8));
+    const int S = pick_split(tiles, iters);
+    const unsigned grid = (unsigned)ceil_div(tiles, WARPS / S);
+    if (fp8)
+        launch_pdl(gemv_mma_kernel<true, YT>, grid, WARPS * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate, S);
+    else
+        launch_pdl(gemv_mma_kernel<false, YT>, grid, WARPS * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate, S);
+    DG_LAUNCHED("gemv_mma_kernel");
+    return DG_OK;
+}
+
+template dg_status gemv_mma<float>(const __nv_bfloat16 *, float *, const dg_weight &, int64_t, int64_t, int64_t, int,
+                                   cudaStream_t);
+template dg_status gemv_mma<__nv_bfloat16>(const __nv_bfloat16 *, __nv_bfloat16 *, const dg_weight &, int64_t, int64_t,
+                                           int64_t, int, cudaStream_t);
+
+}  // namespace dg

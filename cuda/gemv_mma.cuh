@@ -1,0 +1,15 @@
+/* gemv_mma.cuh: the tensor-core GEMV of dg_linear (gemv_mma.cu), for linear.cu. */
+#pragma once
+#include "common.cuh"
+
+namespace dg {
+
+/* Whether the tensor-core GEMV takes this call: bf16 x (16-byte aligned rows), 1..8 rows, bf16
+ * weights (cols % 8 == 0) or fp8 weights with 16-row x 64-column-aligned scale blocks
+ * (cols % 16 == 0), sm_80+, and DEEPGO_GEMV is not "simt". */
+bool gemv_mma_ok(const void *x, int64_t ld_x, const dg_weight &w, int64_t m);
+template <typename YT>
+dg_status gemv_mma(const __nv_bfloat16 *x, YT *y, const dg_weight &w, int64_t m, int64_t ld_x, int64_t ld_y,
+                   int accumulate, cudaStream_t st);
+
+}  // namespace dg
