@@ -35,9 +35,17 @@ namespace {
 typedef __nv_bfloat16 bf;
 constexpr int WARPS = 8, U = 4;
 
+/* Output rows in heads (dg_head_matmul trans 1): head h owns weight rows row0 + h*hs + j for
+ * j < out, its own x row (x + h*ld_x_head) and y (y + h*ld_y_head + j). A plain linear is one
+ * head of w.rows rows. */
+struct Heads {
+    int64_t out, n, row0, hs, ld_x_head, ld_y_head;
+};
+
 template <bool FP8, typename YT>
 __global__ void __launch_bounds__(WARPS * 32) gemv_mma_kernel(const bf *__restrict__ x, YT *__restrict__ y, dg_weight w,
-                                                            int m, int64_t ld_x, int64_t ld_y, int accumulate, int S) {
+                                                            int m, int64_t ld_x, int64_t ld_y, int accumulate, int S,
+                                                            Heads hd) {
     constexpr int ECH = FP8 ? 16 : 8;   /* columns per 16-byte chunk */
     constexpr int RC = 4 * ECH;         /* columns per round (the 4 lanes t) */
     constexpr int IC = U * RC;          /* columns per iteration */
@@ -46,31 +54,30 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_mma_kernel(const bf *__restri
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
     const int tpb = WARPS / S;
+    const int64_t tph = (hd.out + 15) / 16; /* row tiles per head */
     const int64_t tile = (int64_t)blockIdx.x * tpb + warp / S;
     const int ks = warp % S;
-    const int64_t i0 = tile * 16;
-    if (threadIdx.x == 0) { /* this block's rows into L2 while the previous kernel finishes */
-        const int64_t r0 = (int64_t)blockIdx.x * tpb * 16;
-        const int64_t nr = std::min<int64_t>((int64_t)tpb * 16, w.rows - r0);
-        if (nr > 0) prefetch_l2((const char *)w.data + r0 * w.ld * ES, ((nr - 1) * w.ld + w.cols) * ES);
-    }
+    const int64_t h = tile / tph, j0 = (tile - h * tph) * 16; /* the tile's head and first output */
+    const bool live = h < hd.n;
+    const int64_t wr0 = hd.row0 + h * hd.hs + j0;           /* its first weight row */
+    const int64_t nrow = live ? std::min<int64_t>(16, hd.out - j0) : 0;
+    if (ks == 0 && lane == 0 && nrow > 0) /* the tile's rows into L2 while the previous kernel finishes */
+        prefetch_l2((const char *)w.data + wr0 * w.ld * ES, ((nrow - 1) * w.ld + w.cols) * ES);
     pdl_enter();
-    const int64_t ra = i0 + g, rb = i0 + g + 8;
-    const bool oka = ra < w.rows, okb = rb < w.rows;
-    const char *wa = (const char *)w.data + (oka ? ra : 0) * w.ld * ES;
-    const char *wb = (const char *)w.data + (okb ? rb : 0) * w.ld * ES;
+    const bool oka = g < nrow, okb = g + 8 < nrow;
+    const char *wa = (const char *)w.data + (oka ? wr0 + g : 0) * w.ld * ES;
+    const char *wb = (const char *)w.data + (okb ? wr0 + g + 8 : 0) * w.ld * ES;
     const bool xrow = g < m;
-    const bf *xr = x + (xrow ? g : 0) * ld_x;
+    const bf *xr = x + (xrow ? g : 0) * ld_x + (live ? h : 0) * hd.ld_x_head;
     const float *srow = nullptr;
-    int64_t lds = 0;
     if constexpr (FP8) {
-        lds = (w.cols + w.block_cols - 1) / w.block_cols;
-        srow = w.scale + (i0 < w.rows ? i0 / w.block_rows : 0) * lds;
+        const int64_t lds = (w.cols + w.block_cols - 1) / w.block_cols;
+        srow = w.scale + (nrow > 0 ? wr0 / w.block_rows : 0) * lds;
     }
 
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
     const int64_t nit = (w.cols + IC - 1) / IC;
-    for (int64_t it = ks; it < nit && i0 < w.rows; it += S) {
+    for (int64_t it = ks; it < nit && nrow > 0; it += S) {
         const int64_t cb = it * IC;
         uint4 A[U], B[U], X[U][FP8 ? 2 : 1];
 #pragma unroll
@@ -122,13 +129,13 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_mma_kernel(const bf *__restri
             acc[e] = v;
         }
     }
-    /* c0, c1: row i0+g, tokens 2t, 2t+1; c2, c3: row i0+g+8 */
+    /* c0, c1: output j0+g, tokens 2t, 2t+1; c2, c3: output j0+g+8 */
 #pragma unroll
     for (int e = 0; e < 4; e++) {
         const int tok = 2 * t + (e & 1);
-        const int64_t row = e < 2 ? ra : rb;
-        if (tok < m && row < w.rows) {
-            YT *p = y + tok * ld_y + row;
+        const int jj = g + (e < 2 ? 0 : 8);
+        if (tok < m && jj < nrow) {
+            YT *p = y + tok * ld_y + h * hd.ld_y_head + j0 + jj;
             float v = acc[e];
             if (accumulate) v += to_f32(*p);
             *p = from_f32<YT>(v);
@@ -153,11 +160,8 @@ int pick_split(int64_t tiles, int64_t iters) {
     return s;
 }
 
-}  // namespace
-
-namespace dg {
-
-bool gemv_mma_ok(const void *x, int64_t ld_x, const dg_weight &w, int64_t m) {
+/* The layout conditions of both entry points (x rows of ld_x elements, 1..8 of them). */
+bool layout_ok(const void *x, int64_t ld_x, const dg_weight &w, int64_t m) {
     if (disabled() || m < 1 || m > 8) return false;
     static const int major = device_attr(cudaDevAttrComputeCapabilityMajor, 0);
     if (major < 8) return false;
@@ -170,19 +174,46 @@ bool gemv_mma_ok(const void *x, int64_t ld_x, const dg_weight &w, int64_t m) {
 }
 
 template <typename YT>
-dg_status gemv_mma(const __nv_bfloat16 *x, YT *y, const dg_weight &w, int64_t m, int64_t ld_x, int64_t ld_y,
-                   int accumulate, cudaStream_t st) {
+dg_status launch(const __nv_bfloat16 *x, YT *y, const dg_weight &w, int64_t m, int64_t ld_x, int64_t ld_y,
+                 int accumulate, const Heads &hd, cudaStream_t st) {
     const bool fp8 = w.dtype == DG_F8E4M3;
-    const int64_t tiles = ceil_div(w.rows, 16);
+    const int64_t tiles = ceil_div(hd.out, 16) * hd.n;
     const int64_t iters = ceil_div(w.cols, (int64_t)U * 4 * (fp8 ? 16 : 8));
     const int S = pick_split(tiles, iters);
     const unsigned grid = (unsigned)ceil_div(tiles, WARPS / S);
     if (fp8)
-        launch_pdl(gemv_mma_kernel<true, YT>, grid, WARPS * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate, S);
+        launch_pdl(gemv_mma_kernel<true, YT>, grid, WARPS * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate, S, hd);
     else
-        launch_pdl(gemv_mma_kernel<false, YT>, grid, WARPS * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate, S);
+        launch_pdl(gemv_mma_kernel<false, YT>, grid, WARPS * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate, S, hd);
     DG_LAUNCHED("gemv_mma_kernel");
     return DG_OK;
+}
+
+}  // namespace
+
+namespace dg {
+
+bool gemv_mma_ok(const void *x, int64_t ld_x, const dg_weight &w, int64_t m) { return layout_ok(x, ld_x, w, m); }
+
+template <typename YT>
+dg_status gemv_mma(const __nv_bfloat16 *x, YT *y, const dg_weight &w, int64_t m, int64_t ld_x, int64_t ld_y,
+                   int accumulate, cudaStream_t st) {
+    return launch<YT>(x, y, w, m, ld_x, ld_y, accumulate, Heads{w.rows, 1, 0, 0, 0, 0}, st);
+}
+
+bool head_matmul_mma_ok(const dg_head_matmul_args *a) {
+    if (a->trans != 1 || a->x_dtype != DG_BF16 || a->n_tok > 8 || a->n_heads > (1 << 20)) return false;
+    if (!layout_ok(a->x, a->ld_x_tok, a->w, a->n_tok) || a->ld_x_head % 8 != 0) return false;
+    /* fp8: each 16-row tile inside one scale block */
+    return a->w.dtype != DG_F8E4M3 || (a->row0 % 16 == 0 && a->head_stride % 16 == 0);
+}
+
+dg_status head_matmul_mma(const dg_head_matmul_args *a, cudaStream_t st) {
+    const Heads hd{a->out_dim, a->n_heads, a->row0, a->head_stride, a->ld_x_head, a->ld_y_head};
+    const __nv_bfloat16 *x = (const __nv_bfloat16 *)a->x;
+    if (a->y_dtype == DG_F32)
+        return launch<float>(x, (float *)a->y, a->w, a->n_tok, a->ld_x_tok, a->ld_y_tok, 0, hd, st);
+    return launch<__nv_bfloat16>(x, (__nv_bfloat16 *)a->y, a->w, a->n_tok, a->ld_x_tok, a->ld_y_tok, 0, hd, st);
 }
 
 template dg_status gemv_mma<float>(const __nv_bfloat16 *, float *, const dg_weight &, int64_t, int64_t, int64_t, int,

@@ -13,3 +13,12 @@ dg_status gemv_mma(const __nv_bfloat16 *x, YT *y, const dg_weight &w, int64_t m,
                    int accumulate, cudaStream_t st);
 
 }  // namespace dg
+
+namespace dg {
+
+/* dg_head_matmul trans 1 (out = o_lat . W_uv^T per head) on the same kernel: bf16 x, <= 8 tokens,
+ * the GEMV's layout conditions, and for fp8 head rows that start on 16-row boundaries. */
+bool head_matmul_mma_ok(const dg_head_matmul_args *a);
+dg_status head_matmul_mma(const dg_head_matmul_args *a, cudaStream_t st);
+
+}  // namespace dg

@@ -34,7 +34,8 @@
  *   trans 0: y[t,h,j] = sum_i x[t,h,i] W[r_h+i, j]: one lane per output column j (coalesced W
  *            rows), the block's 8 warps split i (typed, pipelined loads), fixed-order sum of the
  *            8 partials; 8 tokens per block in registers.
- *   trans 1: y[t,h,j] = sum_i x[t,h,i] W[r_h+j, i]: one warp per output j, lanes along i.
+ *   trans 1: y[t,h,j] = sum_i x[t,h,i] W[r_h+j, i]: one warp per output j, lanes along i; for bf16 x
+ *            and <= 8 tokens the tensor-core GEMV of gemv_mma.cu, one head per row tile.
  *
  * Test:  go test ./tests/kernels -run 'Linear|HeadMatmul' -v
  * Bench: go test ./tests/kernels -run - -bench Linear
@@ -574,6 +575,7 @@ extern "C" DG_API dg_status dg_head_matmul(const dg_head_matmul_args *a, dg_stre
         default: launch_hm_fast<float>(a, grid, cs); break;
         }
     } else {
+        if (head_matmul_mma_ok(a)) return head_matmul_mma(a, cs);
         dim3 grid((unsigned)ceil_div(a->out_dim, 8), (unsigned)a->n_heads, (unsigned)ceil_div(a->n_tok, HM_TOK));
         switch (a->w.dtype) {
         case DG_BF16: launch_hm_t<__nv_bfloat16>(a, grid, cs); break;

@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"math/rand"
 	"testing"
 
@@ -119,22 +120,32 @@ func TestHeadMatmul(t *testing.T) {
 		trans                 int32
 		heads, in, out, ntok  int64
 		headStride, row0, ldw int64
+		xpad                  int64 // x elements between heads = in + xpad
 	}
 	cases := []cs{
 		// absorbed q: q_nope [tok, H, 128] . W_uk (rows h*256 + i of kv_b [H*256, 512])
-		{0, 4, 128, 512, 1, 256, 0, 512},
-		{0, 3, 128, 512, 9, 256, 0, 512},
+		{0, 4, 128, 512, 1, 256, 0, 512, 1},
+		{0, 3, 128, 512, 9, 256, 0, 512, 1},
 		// absorbed out: o_lat [tok, H, 512] . W_uv^T (rows h*256 + 128 + j)
-		{1, 4, 512, 128, 1, 256, 128, 512},
-		{1, 3, 512, 128, 9, 256, 128, 512},
-		{0, 2, 7, 9, 3, 20, 1, 9},
-		{1, 2, 9, 7, 3, 20, 2, 9},
+		{1, 4, 512, 128, 1, 256, 128, 512, 1},
+		{1, 3, 512, 128, 9, 256, 128, 512, 1},
+		{0, 2, 7, 9, 3, 20, 1, 9, 1},
+		{1, 2, 9, 7, 3, 20, 2, 9, 1},
+		// 16-byte x rows: trans 1 takes the tensor-core GEMV (bf16 x, <= 8 tokens), also with
+		// heads whose rows start mid scale block and a partial last row tile
+		{1, 4, 512, 128, 1, 256, 128, 512, 8},
+		{1, 3, 512, 128, 8, 256, 128, 512, 8},
+		{1, 5, 512, 100, 2, 208, 48, 512, 8},
 	}
 	for _, c := range cases {
 		for _, wd := range weightTypes {
 			for _, xd := range actTypes {
 				for _, yd := range actTypes {
-					t.Run(name("trans", c.trans, "heads", c.heads, "in", c.in, "out", c.out, "tok", c.ntok, "w", wd, "x", xd, "y", yd),
+					nm := name("trans", c.trans, "heads", c.heads, "in", c.in, "out", c.out, "tok", c.ntok, "w", wd, "x", xd, "y", yd)
+					if c.xpad != 1 {
+						nm += fmt.Sprintf("/xpad=%d", c.xpad)
+					}
+					t.Run(nm,
 						func(t *testing.T) {
 							r := rng(t)
 							wcols := c.out
@@ -143,7 +154,7 @@ func TestHeadMatmul(t *testing.T) {
 							}
 							wrows := c.row0 + c.heads*c.headStride
 							w := e.weight(t, r, wd, wrows, wcols, c.ldw, 128, 128)
-							ldxh := c.in + 1
+							ldxh := c.in + c.xpad
 							x := e.upload(t, encode(randn(r, int(c.ntok*c.heads*ldxh), 1), xd))
 							y := e.poisoned(t, c.ntok*c.heads*c.out*yd.Size())
 							e.run(t, func(b backend.Backend, s side) error {
