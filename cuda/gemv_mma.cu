@@ -61,8 +61,13 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_mma_kernel(const bf *__restri
     const bool live = h < hd.n;
     const int64_t wr0 = hd.row0 + h * hd.hs + j0;           /* its first weight row */
     const int64_t nrow = live ? std::min<int64_t>(16, hd.out - j0) : 0;
-    if (ks == 0 && lane == 0 && nrow > 0) /* the tile's rows into L2 while the previous kernel finishes */
-        prefetch_l2((const char *)w.data + wr0 * w.ld * ES, ((nrow - 1) * w.ld + w.cols) * ES);
+    /* While the previous kernel finishes: the first two iterations of each of the tile's rows into
+     * L2 (lane r, row r). Whole rows would ask for more than L2 holds on the big matrices (every
+     * resident warp of lm_head at once: ~480 MB) and evict one another before use. */
+    if (lane < nrow && ks * IC < w.cols) {
+        const int64_t c = ks * IC;
+        prefetch_l2((const char *)w.data + ((wr0 + lane) * w.ld + c) * ES, std::min<int64_t>(2 * IC, w.cols - c) * ES);
+    }
     pdl_enter();
     const bool oka = g < nrow, okb = g + 8 < nrow;
     const char *wa = (const char *)w.data + (oka ? wr0 + g : 0) * w.ld * ES;

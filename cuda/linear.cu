@@ -450,52 +450,102 @@ constexpr int HM_TOK = 8;
  * range (i = warp, warp+8, ...; loads pipelined by the unrolled typed loop), then a fixed-order sum
  * of the 8 partials in shared memory. grid (ceil(out/32), heads, ceil(n_tok/HM_TOK)). */
 constexpr int HMF_WARPS = 8;
-template <typename WT, typename XT>
+/* trans 0: lane l of the block owns CPL consecutive output columns j (CPL 4 when the rows allow
+ * vector loads of 4 weights, else 1), the 8 warps split i, fixed-order sum of their partials.
+ * The column's fp8 scale block is found once per lane; the row's once per i. */
+template <typename WT, typename XT, int CPL>
 __global__ void __launch_bounds__(HMF_WARPS * 32) head_matmul_n_fast_kernel(dg_head_matmul_args a) {
-    __shared__ float part[HMF_WARPS][HM_TOK][33];
+    __shared__ float part[HMF_WARPS][HM_TOK][32 * CPL + 1];
     pdl_enter();
     const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
-    const int64_t j = (int64_t)blockIdx.x * 32 + lane;
+    const int64_t j = ((int64_t)blockIdx.x * 32 + lane) * CPL;
     const int64_t h = blockIdx.y;
     const int64_t t0 = (int64_t)blockIdx.z * HM_TOK;
     const int nt = (int)min((int64_t)HM_TOK, a.n_tok - t0);
     const int64_t r0 = a.row0 + h * a.head_stride;
-    float acc[HM_TOK];
+    float acc[HM_TOK][CPL];
 #pragma unroll
-    for (int t = 0; t < HM_TOK; t++) acc[t] = 0.f;
-    if (j < a.out_dim) {
+    for (int t = 0; t < HM_TOK; t++)
+#pragma unroll
+        for (int c = 0; c < CPL; c++) acc[t][c] = 0.f;
+    if (j < a.out_dim) { /* CPL 4: out_dim % 4 == 0, so all 4 columns exist */
         const WT *W = (const WT *)a.w.data;
         const XT *X = (const XT *)a.x + t0 * a.ld_x_tok + h * a.ld_x_head;
         const bool fp8 = sizeof(WT) == 1;
         const int64_t ncb = fp8 ? (a.w.cols + a.w.block_cols - 1) / a.w.block_cols : 0;
+        const float *scol = fp8 ? a.w.scale + j / a.w.block_cols : nullptr; /* CPL | block_cols */
 #pragma unroll 4
         for (int64_t i = wp; i < a.in_dim; i += HMF_WARPS) {
-            float wv = to_f32(W[(r0 + i) * a.w.ld + j]);
-            if (fp8) wv *= a.w.scale[((r0 + i) / a.w.block_rows) * ncb + j / a.w.block_cols];
+            float wv[CPL];
+            const WT *src = W + (r0 + i) * a.w.ld + j;
+            if constexpr (CPL == 4) {
+                if constexpr (sizeof(WT) == 1) {
+                    const uint32_t q = *(const uint32_t *)src;
+                    const float2 lo = e4m3x2_to_f32x2((uint16_t)(q & 0xffffu)), hi = e4m3x2_to_f32x2((uint16_t)(q >> 16));
+                    wv[0] = lo.x, wv[1] = lo.y, wv[2] = hi.x, wv[3] = hi.y;
+                } else if constexpr (sizeof(WT) == 2) {
+                    const uint2 q = *(const uint2 *)src;
+                    const WT *e = (const WT *)&q;
 #pragma unroll
-            for (int t = 0; t < HM_TOK; t++)
-                if (t < nt) acc[t] = fmaf(to_f32(X[t * a.ld_x_tok + i]), wv, acc[t]);
+                    for (int c = 0; c < 4; c++) wv[c] = to_f32(e[c]);
+                } else {
+                    const float4 q = *(const float4 *)src;
+                    wv[0] = q.x, wv[1] = q.y, wv[2] = q.z, wv[3] = q.w;
+                }
+            } else {
+                wv[0] = to_f32(src[0]);
+            }
+            if (fp8) {
+                const float sc = scol[((r0 + i) / a.w.block_rows) * ncb];
+#pragma unroll
+                for (int c = 0; c < CPL; c++) wv[c] *= sc;
+            }
+#pragma unroll
+            for (int t = 0; t < HM_TOK; t++) {
+                if (t < nt) {
+                    const float xv = to_f32(X[t * a.ld_x_tok + i]);
+#pragma unroll
+                    for (int c = 0; c < CPL; c++) acc[t][c] = fmaf(xv, wv[c], acc[t][c]);
+                }
+            }
         }
     }
 #pragma unroll
-    for (int t = 0; t < HM_TOK; t++) part[wp][t][lane] = acc[t];
-    __syncthreads();
-    if (wp == 0 && j < a.out_dim) {
-        for (int t = 0; t < nt; t++) {
-            float v = 0.f;
+    for (int t = 0; t < HM_TOK; t++)
 #pragma unroll
-            for (int q = 0; q < HMF_WARPS; q++) v += part[q][t][lane];
-            st_elem(a.y, a.y_dtype, (t0 + t) * a.ld_y_tok + h * a.ld_y_head + j, v);
-        }
+        for (int c = 0; c < CPL; c++) part[wp][t][lane * CPL + c] = acc[t][c];
+    __syncthreads();
+    /* 32 * CPL columns of the block, summed over the warps in order by all threads */
+    for (int idx = threadIdx.x; idx < nt * 32 * CPL; idx += blockDim.x) {
+        const int t = idx / (32 * CPL), cc = idx % (32 * CPL);
+        const int64_t jj = (int64_t)blockIdx.x * 32 * CPL + cc;
+        if (jj >= a.out_dim) continue;
+        float v = 0.f;
+#pragma unroll
+        for (int q = 0; q < HMF_WARPS; q++) v += part[q][t][cc];
+        st_elem(a.y, a.y_dtype, (t0 + t) * a.ld_y_tok + h * a.ld_y_head + jj, v);
     }
 }
 
+/* 4 columns per lane when every row's columns [j, j + 4) are one aligned vector and, for fp8, in
+ * one scale block. */
+bool hm_vec4(const dg_head_matmul_args *a) {
+    const int64_t es = dtype_size(a->w.dtype);
+    return a->out_dim % 4 == 0 && a->w.ld % 4 == 0 && (uintptr_t)a->w.data % (4 * es) == 0 &&
+           (a->w.dtype != DG_F8E4M3 || a->w.block_cols % 4 == 0);
+}
+
 template <typename WT>
-void launch_hm_fast(const dg_head_matmul_args *a, dim3 grid, cudaStream_t cs) {
-    if (a->x_dtype == DG_F32)
-        launch_pdl(head_matmul_n_fast_kernel<WT, float>, grid, HMF_WARPS * 32, 0, cs, *a);
-    else
-        launch_pdl(head_matmul_n_fast_kernel<WT, __nv_bfloat16>, grid, HMF_WARPS * 32, 0, cs, *a);
+void launch_hm_fast(const dg_head_matmul_args *a, cudaStream_t cs) {
+    const bool v4 = hm_vec4(a);
+    dim3 grid((unsigned)ceil_div(a->out_dim, v4 ? 128 : 32), (unsigned)a->n_heads, (unsigned)ceil_div(a->n_tok, HM_TOK));
+    if (a->x_dtype == DG_F32) {
+        if (v4) launch_pdl(head_matmul_n_fast_kernel<WT, float, 4>, grid, HMF_WARPS * 32, 0, cs, *a);
+        else launch_pdl(head_matmul_n_fast_kernel<WT, float, 1>, grid, HMF_WARPS * 32, 0, cs, *a);
+    } else {
+        if (v4) launch_pdl(head_matmul_n_fast_kernel<WT, __nv_bfloat16, 4>, grid, HMF_WARPS * 32, 0, cs, *a);
+        else launch_pdl(head_matmul_n_fast_kernel<WT, __nv_bfloat16, 1>, grid, HMF_WARPS * 32, 0, cs, *a);
+    }
 }
 
 template <typename WT, typename XT>
@@ -567,12 +617,11 @@ extern "C" DG_API dg_status dg_head_matmul(const dg_head_matmul_args *a, dg_stre
     DG_REQUIRE(a->n_heads <= 65535 && ceil_div(a->n_tok, HM_TOK) <= 65535, "dg_head_matmul: too many heads/tokens");
     cudaStream_t cs = stream_of(s);
     if (a->trans == 0) {
-        dim3 grid((unsigned)ceil_div(a->out_dim, 32), (unsigned)a->n_heads, (unsigned)ceil_div(a->n_tok, HM_TOK));
         switch (a->w.dtype) {
-        case DG_BF16: launch_hm_fast<__nv_bfloat16>(a, grid, cs); break;
-        case DG_F16: launch_hm_fast<__half>(a, grid, cs); break;
-        case DG_F8E4M3: launch_hm_fast<fp8_t>(a, grid, cs); break;
-        default: launch_hm_fast<float>(a, grid, cs); break;
+        case DG_BF16: launch_hm_fast<__nv_bfloat16>(a, cs); break;
+        case DG_F16: launch_hm_fast<__half>(a, cs); break;
+        case DG_F8E4M3: launch_hm_fast<fp8_t>(a, cs); break;
+        default: launch_hm_fast<float>(a, cs); break;
         }
     } else {
         if (head_matmul_mma_ok(a)) return head_matmul_mma(a, cs);
