@@ -89,6 +89,9 @@ cuda-check:
 # There (repo root, with build/gpu carried): build libdeepgo_cuda.so and run every GPU test.
 gpu-bundle:
 	mkdir -p $(BUILD)/gpu
+	@# a carried library older than the CUDA sources would be tested in their place: drop it
+	@if [ -f $(BUILD)/gpu/lib/libdeepgo_cuda.so ] && [ -n "$$(find cuda include -newer $(BUILD)/gpu/lib/libdeepgo_cuda.so -print -quit)" ]; then \
+		rm -rf $(BUILD)/gpu/lib; echo "gpu-bundle: build/gpu/lib was older than cuda/ or include/: removed (make gpu-lib rebuilds it)"; fi
 	$(GO) build -ldflags="-s -w $(LDFLAGS)" -o $(BUILD)/gpu/deepgo ./cmd/deepgo
 	$(GO) test -c -ldflags="-s -w" -o $(BUILD)/gpu/kernels.test ./tests/kernels
 	$(GO) test -c -ldflags="-s -w" -o $(BUILD)/gpu/cuda.test ./go/backend/cuda

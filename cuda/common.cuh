@@ -24,6 +24,7 @@
 #include <stdarg.h>
 #include <math.h>
 #include <algorithm>
+#include <atomic>
 #include <utility>
 
 #include "deepgo_kernels.h"
@@ -98,6 +99,23 @@ static inline int device_attr(cudaDeviceAttr attr, int fallback) {
     int dev = 0, v = 0;
     if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, attr, dev) != cudaSuccess) return fallback;
     return v;
+}
+
+/* Lets Kernel launch with bytes of dynamic shared memory. Set on the first call whatever the size:
+ * the default limit is 48 KB less the kernel's static shared memory, so a kernel with some of
+ * its own can fail below 48 KB (moe_gemm_fast_kernel does). The largest size set so far is kept
+ * per kernel, so repeated launches and graph captures skip the call (one device per process). */
+template <auto Kernel>
+dg_status opt_in_smem(size_t bytes, const char *name) {
+    static std::atomic<size_t> opted{0};
+    if (bytes <= opted.load(std::memory_order_relaxed)) return DG_OK;
+    const int optin = device_attr(cudaDevAttrMaxSharedMemoryPerBlockOptin, 0);
+    if ((size_t)optin < bytes)
+        return fail(DG_ERR_UNSUPPORTED, "%s needs %zu bytes of shared memory, the device allows %d", name, bytes,
+                    optin);
+    DG_CUDA(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+    opted.store(bytes, std::memory_order_relaxed);
+    return DG_OK;
 }
 
 static inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }

@@ -235,6 +235,26 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void *smem) 
                  : "r"(s));
 }
 
+/* The A side of both fast tiles. arow[r] = the source row of tile row r (-1: past m_end, zeros). */
+__device__ __forceinline__ void fast_a_rows(int64_t *arow, const int32_t *amap, int64_t m0, int64_t m_end, int tid) {
+    for (int r = tid; r < GF_BM; r += GF_THREADS) arow[r] = (m0 + r < m_end) ? a_row(amap, m0 + r) : -1;
+    __syncthreads();
+}
+
+/* One stage of A: GF_BM rows x GF_BK bf16 from columns k0.., 4 chunks of 8 per row, into as with
+ * a row stride of lds elements; rows with arow -1 and columns past K are zero-filled. */
+__device__ __forceinline__ void fast_a_stage(__nv_bfloat16 *as, int lds, const __nv_bfloat16 *__restrict__ A,
+                                             int64_t lda, const int64_t *arow, int64_t k0, int64_t K, int tid) {
+#pragma unroll
+    for (int i = 0; i < (GF_BM * GF_BK / 8) / GF_THREADS; i++) {
+        const int idx = tid + i * GF_THREADS;
+        const int r = idx >> 2, c = (idx & 3) * 8;
+        const int64_t ar = arow[r];
+        const bool ok = ar >= 0 && k0 + c < K;
+        cp_async16(as + r * lds + c, ok ? A + ar * lda + k0 + c : A, ok);
+    }
+}
+
 /* Whether a (bf16) operand qualifies for the fast tile: 16-byte aligned rows. */
 __host__ __device__ __forceinline__ bool gemm_fast_ok(const void *p, int64_t ld, int64_t K) {
     return ((uintptr_t)p % 16 == 0) && (ld % 8 == 0) && (K % 8 == 0);
@@ -253,24 +273,13 @@ __device__ __forceinline__ void gemm_tile_fast(const __nv_bfloat16 *__restrict__
     const int wm = warp >> 1, wn = warp & 1;
     const int g = lane >> 2, t4 = lane & 3;
 
-    for (int r = tid; r < GF_BM; r += GF_THREADS) arow[r] = (m0 + r < m_end) ? a_row(amap, m0 + r) : -1;
-    __syncthreads();
+    fast_a_rows(arow, amap, m0, m_end, tid);
 
     const int KT = (int)((K + GF_BK - 1) / GF_BK);
     auto load_stage = [&](int stage, int kt) {
         const int64_t k0 = (int64_t)kt * GF_BK;
-        bf *as = As + stage * GF_BM * GF_LDS;
         bf *bs = Bs + stage * GF_BN * GF_LDS;
-        /* A: 64 rows x 4 chunks = 256 chunks, 2 per thread */
-#pragma unroll
-        for (int i = 0; i < (GF_BM * GF_BK / 8) / GF_THREADS; i++) {
-            int idx = tid + i * GF_THREADS;
-            int r = idx >> 2, c = (idx & 3) * 8;
-            int64_t ar = arow[r];
-            bool ok = ar >= 0 && k0 + c < K;
-            const bf *src = ok ? A + ar * lda + k0 + c : A;
-            cp_async16(as + r * GF_LDS + c, src, ok);
-        }
+        fast_a_stage(As + stage * GF_BM * GF_LDS, GF_LDS, A, lda, arow, k0, K, tid);
         /* W: 128 rows x 4 chunks = 512 chunks, 4 per thread */
 #pragma unroll
         for (int i = 0; i < (GF_BN * GF_BK / 8) / GF_THREADS; i++) {
@@ -466,25 +475,14 @@ __device__ __forceinline__ void gemm_tile_fast_fp8_impl(const __nv_bfloat16 *__r
     const int wm = warp / WN, wn = warp % WN;
     const int g = lane >> 2, t4 = lane & 3;
 
-    for (int r = tid; r < GF_BM; r += GF_THREADS) arow[r] = (m0 + r < m_end) ? a_row(amap, m0 + r) : -1;
-    __syncthreads();
+    fast_a_rows(arow, amap, m0, m_end, tid);
 
     const int KT = (int)((K + GF_BK - 1) / GF_BK);
     const int TPB = bc / GF_BK; /* k tiles per scale block */
     auto load_stage = [&](int stage, int kt) {
         const int64_t k0 = (int64_t)kt * GF_BK;
-        char *as = As + stage * GF8_A_STAGE;
         uint8_t *ws = Ws + stage * GF8_W_STAGE;
-        /* A: 64 rows x 4 chunks of 8 bf16 = 256 chunks, 2 per thread */
-#pragma unroll
-        for (int i = 0; i < (GF_BM * GF_BK / 8) / GF_THREADS; i++) {
-            int idx = tid + i * GF_THREADS;
-            int r = idx >> 2, c = (idx & 3) * 8;
-            int64_t ar = arow[r];
-            bool ok = ar >= 0 && k0 + c < K;
-            const bf *src = ok ? A + ar * lda + k0 + c : A;
-            cp_async16(as + r * AROW + c * 2, src, ok);
-        }
+        fast_a_stage((bf *)(As + stage * GF8_A_STAGE), GF_BK, A, lda, arow, k0, K, tid);
         /* W: BNT rows x 2 chunks of 16 e4m3 (K % 16 == 0: whole chunks), BNT / 64 per thread */
 #pragma unroll
         for (int i = 0; i < (BNT * GF_BK / 16) / GF_THREADS; i++) {

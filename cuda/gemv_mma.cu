@@ -165,19 +165,6 @@ int pick_split(int64_t tiles, int64_t iters) {
     return s;
 }
 
-/* The layout conditions of both entry points (x rows of ld_x elements, 1..8 of them). */
-bool layout_ok(const void *x, int64_t ld_x, const dg_weight &w, int64_t m) {
-    if (disabled() || m < 1 || m > 8) return false;
-    static const int major = device_attr(cudaDevAttrComputeCapabilityMajor, 0);
-    if (major < 8) return false;
-    if ((uintptr_t)x % 16 != 0 || ld_x % 8 != 0 || (uintptr_t)w.data % 16 != 0) return false;
-    if (w.dtype == DG_BF16) return w.cols % 8 == 0 && w.ld % 8 == 0;
-    if (w.dtype == DG_F8E4M3)
-        return w.cols % 16 == 0 && w.ld % 16 == 0 && w.scale && w.block_rows > 0 && w.block_rows % 16 == 0 &&
-               w.block_cols > 0 && w.block_cols % 64 == 0;
-    return false;
-}
-
 template <typename YT>
 dg_status launch(const __nv_bfloat16 *x, YT *y, const dg_weight &w, int64_t m, int64_t ld_x, int64_t ld_y,
                  int accumulate, const Heads &hd, cudaStream_t st) {
@@ -198,7 +185,17 @@ dg_status launch(const __nv_bfloat16 *x, YT *y, const dg_weight &w, int64_t m, i
 
 namespace dg {
 
-bool gemv_mma_ok(const void *x, int64_t ld_x, const dg_weight &w, int64_t m) { return layout_ok(x, ld_x, w, m); }
+bool gemv_mma_ok(const void *x, int64_t ld_x, const dg_weight &w, int64_t m) {
+    if (disabled() || m < 1 || m > 8) return false;
+    static const int major = device_attr(cudaDevAttrComputeCapabilityMajor, 0);
+    if (major < 8) return false;
+    if ((uintptr_t)x % 16 != 0 || ld_x % 8 != 0 || (uintptr_t)w.data % 16 != 0) return false;
+    if (w.dtype == DG_BF16) return w.cols % 8 == 0 && w.ld % 8 == 0;
+    if (w.dtype == DG_F8E4M3)
+        return w.cols % 16 == 0 && w.ld % 16 == 0 && w.scale && w.block_rows > 0 && w.block_rows % 16 == 0 &&
+               w.block_cols > 0 && w.block_cols % 64 == 0;
+    return false;
+}
 
 template <typename YT>
 dg_status gemv_mma(const __nv_bfloat16 *x, YT *y, const dg_weight &w, int64_t m, int64_t ld_x, int64_t ld_y,
@@ -207,8 +204,8 @@ dg_status gemv_mma(const __nv_bfloat16 *x, YT *y, const dg_weight &w, int64_t m,
 }
 
 bool head_matmul_mma_ok(const dg_head_matmul_args *a) {
-    if (a->trans != 1 || a->x_dtype != DG_BF16 || a->n_tok > 8 || a->n_heads > (1 << 20)) return false;
-    if (!layout_ok(a->x, a->ld_x_tok, a->w, a->n_tok) || a->ld_x_head % 8 != 0) return false;
+    if (a->trans != 1 || a->x_dtype != DG_BF16) return false;
+    if (!gemv_mma_ok(a->x, a->ld_x_tok, a->w, a->n_tok) || a->ld_x_head % 8 != 0) return false;
     /* fp8: each 16-row tile inside one scale block */
     return a->w.dtype != DG_F8E4M3 || (a->row0 % 16 == 0 && a->head_stride % 16 == 0);
 }

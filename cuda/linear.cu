@@ -85,7 +85,7 @@ __device__ __forceinline__ void store_y(YT *y, int64_t i, float v, int accumulat
     y[i] = from_f32<YT>(v);
 }
 
-template <typename WT, typename XT, typename YT, int wpr, int MAXM, int U = GEMV_UNROLL>
+template <typename WT, typename XT, typename YT, int wpr, int MAXM>
 __global__ void __launch_bounds__(GEMV_WARPS * 32, 2)
     gemv_kernel(const XT *__restrict__ x, YT *__restrict__ y, dg_weight w, int m, int64_t ld_x,
                 int64_t ld_y, int accumulate) {
@@ -126,14 +126,15 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32, 2)
     if (aligned) {
         jv = cols - cols % VEC;
         const bool chunk_scale = fp8 && (w.block_cols % VEC == 0);
-        /* U 16-byte weight chunks in flight per lane before their first use */
-        for (int64_t j0 = (int64_t)lane * VEC; j0 < jv; j0 += (int64_t)nl * VEC * U) {
-            uint4 raw[U];
+        /* GEMV_UNROLL 16-byte weight chunks in flight per lane before their first use (8 measured
+         * slower on the H100: bench/NOTES.md, pass 4) */
+        for (int64_t j0 = (int64_t)lane * VEC; j0 < jv; j0 += (int64_t)nl * VEC * GEMV_UNROLL) {
+            uint4 raw[GEMV_UNROLL];
 #pragma unroll
-            for (int u = 0; u < U; u++)
+            for (int u = 0; u < GEMV_UNROLL; u++)
                 if (j0 + (int64_t)nl * VEC * u < jv) raw[u] = ld_stream16(wr + j0 + (int64_t)nl * VEC * u);
 #pragma unroll
-            for (int u = 0; u < U; u++) {
+            for (int u = 0; u < GEMV_UNROLL; u++) {
                 const int64_t j = j0 + (int64_t)nl * VEC * u;
                 if (j >= jv) break;
                 const WT *wv = (const WT *)&raw[u];
@@ -200,15 +201,6 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32, 2)
             store_y(y, t * ld_y + i, v, accumulate);
         }
     }
-}
-
-/* DEEPGO_GEMV_UNROLL=8: 8 chunks in flight per lane in the 1-warp GEMV (for A/B runs; read once). */
-int gemv_unroll() {
-    static const int u = [] {
-        const char *e = getenv("DEEPGO_GEMV_UNROLL");
-        return e && atoi(e) == 8 ? 8 : GEMV_UNROLL;
-    }();
-    return u;
 }
 
 /* Warps per row: 4 for short, wide matrices (kv_a, q_a, the router: too few warps otherwise),
@@ -306,8 +298,6 @@ dg_status launch_linear_xy(const XT *x, YT *y, const dg_weight &w, int64_t m, in
     do {                                                                                                          \
         if (wpr == 4)                                                                                             \
             launch_pdl(gemv_kernel<WT, XT, YT, 4, MM>, grid, GEMV_WARPS * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate); \
-        else if (gemv_unroll() == 8 && MM == GEMV_MAX_M)                                                          \
-            launch_pdl(gemv_kernel<WT, XT, YT, 1, MM, 8>, grid, GEMV_WARPS * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate); \
         else                                                                                                      \
             launch_pdl(gemv_kernel<WT, XT, YT, 1, MM>, grid, GEMV_WARPS * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate); \
     } while (0)

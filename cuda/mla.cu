@@ -298,19 +298,6 @@ __global__ void __launch_bounds__(DC_MAX_SPLITS) mla_decode_combine_kernel(dg_ml
     }
 }
 
-template <typename K>
-dg_status set_smem(K kernel, size_t bytes, const char *name) {
-    if (bytes <= 48 * 1024) return DG_OK;
-    int dev = 0, optin = 0;
-    DG_CUDA(cudaGetDevice(&dev));
-    DG_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    if ((size_t)optin < bytes)
-        return fail(DG_ERR_UNSUPPORTED, "%s needs %zu bytes of shared memory, the device allows %d", name, bytes,
-                    optin);
-    DG_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
-    return DG_OK;
-}
-
 int decode_splits(const dg_mla_decode_args *a) {
     int64_t n = ceil_div(a->max_seq_len > 0 ? a->max_seq_len : 1, DC_KEYS_PER_SPLIT);
     if (n < 1) n = 1;
@@ -352,10 +339,10 @@ DG_API dg_status dg_mla_prefill(const dg_mla_prefill_args *a, dg_stream s) {
     if (a->dtype == DG_BF16 && mla_prefill_mma_ok(*a)) return mla_prefill_mma(*a, cs);
     dg_status st;
     if (a->dtype == DG_F32) {
-        if ((st = set_smem(mla_prefill_kernel<float>, smem, "mla_prefill_kernel"))) return st;
+        if ((st = opt_in_smem<mla_prefill_kernel<float>>(smem, "mla_prefill_kernel"))) return st;
         mla_prefill_kernel<float><<<grid, PF_WARPS * 32, smem, cs>>>(*a);
     } else {
-        if ((st = set_smem(mla_prefill_kernel<__nv_bfloat16>, smem, "mla_prefill_kernel"))) return st;
+        if ((st = opt_in_smem<mla_prefill_kernel<__nv_bfloat16>>(smem, "mla_prefill_kernel"))) return st;
         mla_prefill_kernel<__nv_bfloat16><<<grid, PF_WARPS * 32, smem, cs>>>(*a);
     }
     DG_LAUNCHED("mla_prefill_kernel");
@@ -404,7 +391,7 @@ DG_API dg_status dg_mla_decode(const dg_mla_decode_args *a, dg_stream s) {
     }
 #define DG_DECODE(T, CT)                                                                             \
     do {                                                                                             \
-        if ((st = set_smem(mla_decode_split_kernel<T, CT>, smem, "mla_decode_split_kernel"))) return st; \
+        if ((st = opt_in_smem<mla_decode_split_kernel<T, CT>>(smem, "mla_decode_split_kernel"))) return st; \
         launch_pdl(mla_decode_split_kernel<T, CT>, grid, DC_HEADS * 32, smem, cs, *a, splits, chunk);  \
         DG_LAUNCHED("mla_decode_split_kernel");                                                      \
         launch_pdl(mla_decode_combine_kernel<T>, cgrid, DC_MAX_SPLITS, 0, cs, *a, splits, chunk);            \

@@ -243,11 +243,7 @@ int sm_count() {
 template <int HG>
 dg_status launch(const dg_mla_decode_args *a, int splits, int64_t chunk, cudaStream_t st) {
     const size_t smem = smem_bytes(HG);
-    static bool raised = false; /* per instantiation; the attribute is per device and kernel */
-    if (!raised) {
-        DG_CUDA(cudaFuncSetAttribute(mla_decode_mma_kernel<HG>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        raised = true;
-    }
+    if (dg_status err = opt_in_smem<mla_decode_mma_kernel<HG>>(smem, "mla_decode_mma_kernel")) return err;
     const int64_t rows = a->batch * a->q_per_seq;
     const bool qvec = (uintptr_t)a->q_lat % 16 == 0 && (uintptr_t)a->q_pe % 16 == 0 && a->ld_q_tok % 8 == 0 &&
                       a->ld_q_head % 8 == 0 && a->ld_qpe_tok % 8 == 0 && a->ld_qpe_head % 8 == 0;

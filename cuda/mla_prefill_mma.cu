@@ -45,7 +45,6 @@
 #include "gemm.cuh"
 #include <stdlib.h>
 #include <string.h>
-#include <atomic>
 
 namespace dg {
 
@@ -294,15 +293,8 @@ int smem_optin() {
 
 template <int DVT>
 dg_status launch(const dg_mla_prefill_args &a, cudaStream_t st) {
-    /* the largest size this kernel has been opted in to, so that repeated calls (and graph
-     * captures) skip cudaFuncSetAttribute */
-    static std::atomic<size_t> opted{48 * 1024};
     const size_t smem = mma_smem_bytes(a);
-    if (smem > opted.load(std::memory_order_relaxed)) {
-        DG_CUDA(cudaFuncSetAttribute(mla_prefill_mma_kernel<DVT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     (int)smem));
-        opted.store(smem, std::memory_order_relaxed);
-    }
+    if (dg_status err = opt_in_smem<mla_prefill_mma_kernel<DVT>>(smem, "mla_prefill_mma_kernel")) return err;
     dim3 grid((unsigned)a.n_heads, (unsigned)ceil_div(a.max_q, PM_BM), (unsigned)a.n_seqs);
     mla_prefill_mma_kernel<DVT><<<grid, PM_THREADS, smem, st>>>(a);
     DG_LAUNCHED("mla_prefill_mma_kernel");

@@ -728,12 +728,7 @@ DG_API dg_status dg_moe_ffn(const dg_moe_ffn_args *a, dg_stream s) {
     } else {
         /* BF16 x: the fast tiles (cp.async + ldmatrix) where the expert weights allow */
         const __nv_bfloat16 *x = (const __nv_bfloat16 *)a->x;
-        static bool attr_set = false;
-        if (!attr_set) {
-            DG_CUDA(cudaFuncSetAttribute(moe_gemm_fast_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         GEMM_FAST_SMEM));
-            attr_set = true;
-        }
+        if (dg_status err = opt_in_smem<moe_gemm_fast_kernel>(GEMM_FAST_SMEM, "moe_gemm_fast_kernel")) return err;
         dim3 f1((unsigned)ceil_div(a->inter, GF_BN), (unsigned)L.max_tiles);
         int xf = gemm_fast_ok(a->x, a->ld_x, a->hidden) ? 1 : 0;
         moe_gemm_fast_kernel<<<f1, GF_THREADS, GEMM_FAST_SMEM, cs>>>(x, a->ld_x, rows, a->gate, tiles, ntiles, G,
