@@ -85,21 +85,7 @@ func benchLinear(b *testing.B, e *env, s side, rows, cols, m int64, wd backend.D
 	if !be.LinearSupported(&a) {
 		b.Skip("unsupported")
 	}
-	if err := be.Linear(&a); err != nil {
-		b.Fatal(err)
-	}
-	_ = be.Sync()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if err := be.Linear(&a); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := be.Sync(); err != nil {
-		b.Fatal(err)
-	}
-	b.StopTimer()
-	sec := b.Elapsed().Seconds() / float64(b.N)
+	sec := timeCalls(b, be, func() error { return be.Linear(&a) })
 	b.ReportMetric(float64(wbytes)/sec/1e9, "GB/s")
 	b.ReportMetric(2*float64(m*rows*cols)/sec/1e12, "TFLOP/s")
 }
@@ -139,13 +125,21 @@ func benchMLAPrefill(b *testing.B, be backend.Backend, heads, T int64) {
 		NSeqs: 1, NHeads: heads, MaxQ: T, MaxK: T, LDQTok: heads * qk, LDQHead: qk, LDKVTok: heads * (nope + vd),
 		LDKVHead: nope + vd, LDKPE: rope, LDOutTok: heads * vd, LDOutHead: vd, Scale: 0.0721,
 		Nope: nope, Rope: rope, V: vd, DType: backend.BF16}
-	if err := be.MLAPrefill(&a); err != nil {
+	sec := timeCalls(b, be, func() error { return be.MLAPrefill(&a) })
+	b.ReportMetric(float64(heads*T*(T+1)/2*2*(qk+vd))/sec/1e12, "TFLOP/s")
+	b.ReportMetric(sec*1e6, "us/call")
+}
+
+// timeCalls runs call once untimed, then b.N times between device syncs, and returns the
+// seconds per call.
+func timeCalls(b *testing.B, be backend.Backend, call func() error) float64 {
+	if err := call(); err != nil {
 		b.Fatal(err)
 	}
 	_ = be.Sync()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := be.MLAPrefill(&a); err != nil {
+		if err := call(); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -153,7 +147,5 @@ func benchMLAPrefill(b *testing.B, be backend.Backend, heads, T int64) {
 		b.Fatal(err)
 	}
 	b.StopTimer()
-	sec := b.Elapsed().Seconds() / float64(b.N)
-	b.ReportMetric(float64(heads*T*(T+1)/2*2*(qk+vd))/sec/1e12, "TFLOP/s")
-	b.ReportMetric(sec*1e6, "us/call")
+	return b.Elapsed().Seconds() / float64(b.N)
 }
