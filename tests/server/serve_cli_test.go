@@ -50,7 +50,7 @@ func TestServeCommandGracefulShutdown(t *testing.T) {
 	require.NoError(t, err, "go build: %s", out)
 
 	cmd := exec.Command(bin, "serve", "--model", dir, "--host", "127.0.0.1", "--port", "0", "--backend", "cpu",
-		"--parallel", "4", "--ctx-size", "1024", "--shutdown-timeout", "3s", "--served-model-name", "tiny")
+		"--parallel", "4", "--ctx-size", "4096", "--shutdown-timeout", "1s", "--served-model-name", "tiny")
 	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
 	require.NoError(t, cmd.Start())
@@ -97,7 +97,9 @@ func TestServeCommandGracefulShutdown(t *testing.T) {
 		return ch
 	}
 	longStarted := make(chan struct{})
-	long := stream("900", longStarted)
+	// 4,000 tokens: several seconds on the tiny model, well past the 1 s given at shutdown (900
+	// tokens against 3 s let the "long" request finish in time on a fast host)
+	long := stream("4000", longStarted)
 	<-longStarted
 	shortStarted := make(chan struct{})
 	short := stream("2", shortStarted)
