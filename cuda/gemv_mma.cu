@@ -19,12 +19,12 @@
  * D[row][n] = sum_col W[row][col] * x[n][col] exactly as the SIMT kernel (f32 sums of exact
  * products; x rows n >= m are zero). fp8: a round of 64 columns lies in one 128-column scale
  * block and a row tile in one 128-row block, so each round's mma sum is scaled once in f32.
- * U = 4 rounds of loads are issued before the first mma. The S partial tiles meet in shared
+ * U = 4 rounds of loads (GEMV_TILE_U, gemv_tile.cuh) are issued before the first mma. The S partial tiles meet in shared
  * memory and are added in warp order (deterministic).
  */
 #include "gemv_mma.cuh"
 
-#include "gemm.cuh"
+#include "gemv_tile.cuh"
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +33,7 @@ using namespace dg;
 namespace {
 
 typedef __nv_bfloat16 bf;
-constexpr int WARPS = 8, U = 4;
+constexpr int WARPS = 8;
 
 /* Output rows in heads (dg_head_matmul trans 1): head h owns weight rows row0 + h*hs + j for
  * j < out, its own x row (x + h*ld_x_head) and y (y + h*ld_y_head + j). A plain linear is one
@@ -46,10 +46,8 @@ template <bool FP8, typename YT>
 __global__ void __launch_bounds__(WARPS * 32) gemv_mma_kernel(const bf *__restrict__ x, YT *__restrict__ y, dg_weight w,
                                                             int m, int64_t ld_x, int64_t ld_y, int accumulate, int S,
                                                             Heads hd) {
-    constexpr int ECH = FP8 ? 16 : 8;   /* columns per 16-byte chunk */
-    constexpr int RC = 4 * ECH;         /* columns per round (the 4 lanes t) */
-    constexpr int IC = U * RC;          /* columns per iteration */
-    constexpr int ES = FP8 ? 1 : 2;     /* weight element bytes */
+    constexpr int IC = gemv_tile_cols<FP8>(); /* columns per iteration */
+    constexpr int ES = FP8 ? 1 : 2;           /* weight element bytes */
     __shared__ float part[WARPS][32][4];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
@@ -74,53 +72,10 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_mma_kernel(const bf *__restri
     const char *wb = (const char *)w.data + (okb ? wr0 + g + 8 : 0) * w.ld * ES;
     const bool xrow = g < m;
     const bf *xr = x + (xrow ? g : 0) * ld_x + (live ? h : 0) * hd.ld_x_head;
-    const float *srow = nullptr;
-    if constexpr (FP8) {
-        const int64_t lds = (w.cols + w.block_cols - 1) / w.block_cols;
-        srow = w.scale + (nrow > 0 ? wr0 / w.block_rows : 0) * lds;
-    }
+    const float *srow = FP8 && nrow > 0 ? gemv_tile_scale_row(w, wr0) : nullptr;
 
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
-    const int64_t nit = (w.cols + IC - 1) / IC;
-    for (int64_t it = ks; it < nit && nrow > 0; it += S) {
-        const int64_t cb = it * IC;
-        uint4 A[U], B[U], X[U][FP8 ? 2 : 1];
-#pragma unroll
-        for (int u = 0; u < U; u++) {
-            const int64_t c = cb + u * RC + t * ECH;
-            const bool ok = c < w.cols;
-            const uint4 z = make_uint4(0, 0, 0, 0);
-            A[u] = ok && oka ? ld_stream16(wa + c * ES) : z;
-            B[u] = ok && okb ? ld_stream16(wb + c * ES) : z;
-#pragma unroll
-            for (int q = 0; q < (FP8 ? 2 : 1); q++) X[u][q] = ok && xrow ? *(const uint4 *)(xr + c + 8 * q) : z;
-        }
-#pragma unroll
-        for (int u = 0; u < U; u++) {
-            const int64_t c0 = cb + u * RC; /* the round's first column: uniform over the warp */
-            if (c0 >= w.cols) break;
-            if constexpr (FP8) {
-                const uint32_t wa4[4] = {A[u].x, A[u].y, A[u].z, A[u].w};
-                const uint32_t wb4[4] = {B[u].x, B[u].y, B[u].z, B[u].w};
-                const uint32_t xw[8] = {X[u][0].x, X[u][0].y, X[u][0].z, X[u][0].w,
-                                        X[u][1].x, X[u][1].y, X[u][1].z, X[u][1].w};
-                float d[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-                for (int s = 0; s < 4; s++) {
-                    uint32_t alo, ahi, blo, bhi;
-                    e4m3x4_to_bf16x2(wa4[s], alo, ahi);
-                    e4m3x4_to_bf16x2(wb4[s], blo, bhi);
-                    mma_bf16_16816(d, alo, blo, ahi, bhi, xw[2 * s], xw[2 * s + 1]);
-                }
-                const float sc = srow[c0 / w.block_cols];
-#pragma unroll
-                for (int e = 0; e < 4; e++) acc[e] = fmaf(sc, d[e], acc[e]);
-            } else {
-                mma_bf16_16816(acc, A[u].x, B[u].x, A[u].y, B[u].y, X[u][0].x, X[u][0].y);
-                mma_bf16_16816(acc, A[u].z, B[u].z, A[u].w, B[u].w, X[u][0].z, X[u][0].w);
-            }
-        }
-    }
+    if (nrow > 0) gemv_tile_dot<FP8>(wa, wb, oka, okb, srow, w.block_cols, w.cols, xr, xrow, ks, S, acc);
 
     if (S > 1) {
 #pragma unroll
@@ -156,22 +111,13 @@ bool disabled() {
     return off;
 }
 
-/* Warps per row tile: the fewest (a power of two, <= 8) that give the grid ~16 warps per SM,
- * and no more than there are column iterations. */
-int pick_split(int64_t tiles, int64_t iters) {
-    static const int sms = device_attr(cudaDevAttrMultiProcessorCount, 132);
-    int s = 1;
-    while (s < WARPS && tiles * s < 16LL * sms && 2 * s <= iters) s *= 2;
-    return s;
-}
-
 template <typename YT>
 dg_status launch(const __nv_bfloat16 *x, YT *y, const dg_weight &w, int64_t m, int64_t ld_x, int64_t ld_y,
                  int accumulate, const Heads &hd, cudaStream_t st) {
     const bool fp8 = w.dtype == DG_F8E4M3;
     const int64_t tiles = ceil_div(hd.out, 16) * hd.n;
-    const int64_t iters = ceil_div(w.cols, (int64_t)U * 4 * (fp8 ? 16 : 8));
-    const int S = pick_split(tiles, iters);
+    const int64_t iters = ceil_div(w.cols, (int64_t)(fp8 ? gemv_tile_cols<true>() : gemv_tile_cols<false>()));
+    const int S = gemv_tile_split(tiles, iters, WARPS);
     const unsigned grid = (unsigned)ceil_div(tiles, WARPS / S);
     if (fp8)
         launch_pdl(gemv_mma_kernel<true, YT>, grid, WARPS * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate, S, hd);
@@ -189,12 +135,7 @@ bool gemv_mma_ok(const void *x, int64_t ld_x, const dg_weight &w, int64_t m) {
     if (disabled() || m < 1 || m > 8) return false;
     static const int major = device_attr(cudaDevAttrComputeCapabilityMajor, 0);
     if (major < 8) return false;
-    if ((uintptr_t)x % 16 != 0 || ld_x % 8 != 0 || (uintptr_t)w.data % 16 != 0) return false;
-    if (w.dtype == DG_BF16) return w.cols % 8 == 0 && w.ld % 8 == 0;
-    if (w.dtype == DG_F8E4M3)
-        return w.cols % 16 == 0 && w.ld % 16 == 0 && w.scale && w.block_rows > 0 && w.block_rows % 16 == 0 &&
-               w.block_cols > 0 && w.block_cols % 64 == 0;
-    return false;
+    return (uintptr_t)x % 16 == 0 && ld_x % 8 == 0 && gemv_tile_layout_ok(w);
 }
 
 template <typename YT>

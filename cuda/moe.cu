@@ -25,7 +25,8 @@
  *   and up rows together in 16-byte streaming loads (4 chunks each in flight), H[a, i] =
  *   silu(g) * u (f32, rows padded to 4). down: grid (hidden/4, n), the 8 warps share the
  *   (row, k) dot products with H, then one thread per row combines them in k order with the
- *   routing weights and the accumulate. fp8 weights: block scale per 16-byte chunk.
+ *   routing weights and the accumulate. fp8 weights: block scale per 16-byte chunk. BF16 x
+ *   with aligned rows takes the tensor-core GEMVs of moe_gemv_mma.cu instead.
  *   Nothing is copied to the host, so the whole call can be graph-captured.
  *   BF16 x: gemm.cuh's fast tiles (BN=128, cp.async + ldmatrix) for BF16 experts with aligned rows,
  *   its fast fp8 tile (e4m3 staged as bytes, converted exactly to bf16 in registers, block scales
@@ -39,6 +40,7 @@
  * Test: go test ./tests/kernels -run 'MoE' -v
  */
 #include "gemm.cuh"
+#include "moe_gemv_mma.cuh"
 
 using namespace dg;
 
@@ -181,7 +183,7 @@ MoeLayout moe_layout(const dg_moe_ffn_args *a) {
     L.ntiles = off; off += al(4);
     L.rows = off; off += al(4 * A);
     L.pos = off; off += al(4 * A);
-    L.g = off; off += al(4 * A * ((a->inter + 3) / 4 * 4)); /* GEMV path: H [A, round4(inter)] */
+    L.g = off; off += al(4 * A * ((a->inter + 3) / 4 * 4)); /* GEMV paths: H [A, round4(inter)] f32, or bf16 rows of round8 */
     L.u = off; off += al(4 * A * a->inter);
     L.o = off; off += al(4 * A * a->hidden);
     L.hb = off; off += al(2 * A * a->inter); /* bf16 silu(G)*U, the down GEMM's A (mma path) */
@@ -665,6 +667,7 @@ DG_API dg_status dg_moe_ffn(const dg_moe_ffn_args *a, dg_stream s) {
     const bool w8a8 = a->mode == DG_LINEAR_W8A8;
     if (!w8a8 && a->n <= MOE_GEMV_MAX_N && a->hidden <= MV_MAX_HIDDEN && a->top_k <= 32) {
         /* decode: read only the chosen experts' rows, at full bandwidth, in two launches */
+        if (moe_gemv_mma_ok(a)) return moe_gemv_mma(a, (__nv_bfloat16 *)G, cs);
         const int64_t ldh = (a->inter + 3) / 4 * 4;
         dim3 g1((unsigned)ceil_div(a->inter, MV_WARPS), (unsigned)L.A);
         size_t xsm = (size_t)a->hidden * sizeof(float);

@@ -71,12 +71,19 @@ func TestMoEFFN(t *testing.T) {
 	type shape struct {
 		experts, topK    int32
 		hidden, inter, n int64
+		tight            bool // x and y rows of hidden elements (else hidden+1, hidden+2)
 	}
 	shapes := []shape{
-		{8, 2, 129, 64, 1},
-		{8, 3, 256, 200, 7},
-		{16, 6, 512, 320, 3}, // the GEMV path with aligned rows (16-byte loads, fp8 chunk scales)
-		{16, 4, 384, 256, 129},
+		{8, 2, 129, 64, 1, false},
+		{8, 3, 256, 200, 7, false},
+		{16, 6, 512, 320, 3, false}, // the SIMT GEMV path with aligned rows (16-byte loads, fp8 chunk scales)
+		{16, 4, 384, 256, 129, false},
+		// bf16 x with 16-byte rows: the tensor-core GEMVs (split-K, partial row tiles, fp8 tiles,
+		// and the per-row fallback inside them for f32/f16 experts and fp8 down rows of 200)
+		{16, 6, 512, 320, 1, true},
+		{8, 3, 256, 200, 7, true},
+		{16, 8, 1024, 136, 2, true},
+		{32, 20, 256, 128, 1, true}, // top_k > 16: back to the SIMT GEMVs
 	}
 	for _, sh := range shapes {
 		for _, wd := range weightTypes {
@@ -88,9 +95,9 @@ func TestMoEFFN(t *testing.T) {
 					}
 					for _, mode := range modes {
 						acc := int32(sh.n % 2)
-						t.Run(name("E", sh.experts, "k", sh.topK, "hidden", sh.hidden, "inter", sh.inter, "n", sh.n, "w", wd,
+						t.Run(name("E", sh.experts, "k", sh.topK, "hidden", sh.hidden, "inter", sh.inter, "n", sh.n, "tight", sh.tight, "w", wd,
 							"x", xd, "y", yd, "mode", mode), func(t *testing.T) {
-							testMoEFFN(t, e, sh.experts, sh.topK, sh.hidden, sh.inter, sh.n, wd, xd, yd, mode, acc)
+							testMoEFFN(t, e, sh.experts, sh.topK, sh.hidden, sh.inter, sh.n, sh.tight, wd, xd, yd, mode, acc)
 						})
 					}
 				}
@@ -99,7 +106,7 @@ func TestMoEFFN(t *testing.T) {
 	}
 }
 
-func testMoEFFN(t *testing.T, e *env, E, K int32, hidden, inter, n int64, wd, xd, yd backend.DType, mode, acc int32) {
+func testMoEFFN(t *testing.T, e *env, E, K int32, hidden, inter, n int64, tight bool, wd, xd, yd backend.DType, mode, acc int32) {
 	r := rng(t)
 	var gate, up, down []*dweight
 	for i := int32(0); i < E; i++ {
@@ -111,7 +118,11 @@ func testMoEFFN(t *testing.T, e *env, E, K int32, hidden, inter, n int64, wd, xd
 	if xd == backend.BF16 || yd == backend.BF16 || mode == backend.LinearW8A8 {
 		tl = tolMMA
 	}
-	e.runMoEFFN(t, r, gate, up, down, E, K, hidden, inter, n, hidden+1, hidden+2, xd, yd, mode, acc, tl)
+	ldx, ldy := hidden+1, hidden+2
+	if tight {
+		ldx, ldy = hidden, hidden
+	}
+	e.runMoEFFN(t, r, gate, up, down, E, K, hidden, inter, n, ldx, ldy, xd, yd, mode, acc, tl)
 }
 
 // runMoEFFN runs dg_moe_ffn on both sides over these experts: every token routed to K distinct
