@@ -1,5 +1,5 @@
 /*
- * gemv_mma.cu: dg_linear for m <= 8 rows of bf16 x against bf16 or fp8 (block-scaled) weights, on
+ * gemv_mma.cu: dg_linear for m <= 32 rows of bf16 x against bf16 or fp8 (block-scaled) weights, on
  * tensor cores. linear.cu dispatches here when the layout suits (gemv_mma_ok); its SIMT GEMV
  * takes the rest (f32/f16 weights, f32 x, odd strides) and DEEPGO_GEMV=simt forces it.
  *
@@ -19,8 +19,11 @@
  * D[row][n] = sum_col W[row][col] * x[n][col] exactly as the SIMT kernel (f32 sums of exact
  * products; x rows n >= m are zero). fp8: a round of 64 columns lies in one 128-column scale
  * block and a row tile in one 128-row block, so each round's mma sum is scaled once in f32.
- * U = 4 rounds of loads (GEMV_TILE_U, gemv_tile.cuh) are issued before the first mma. The S partial tiles meet in shared
- * memory and are added in warp order (deterministic).
+ * U = 4 rounds of loads are issued before the first mma. 9..32 x rows (batched decode) are 2 or
+ * 4 groups of 8, each its own mma against the same weight fragments (U = 2 for 4 groups, for
+ * registers), so the weights are still read once. The S partial tiles meet in shared memory and
+ * are added in warp order (deterministic). The tile itself is gemv_tile.cuh's, shared with the
+ * MoE decode GEMVs.
  */
 #include "gemv_mma.cuh"
 
@@ -42,13 +45,13 @@ struct Heads {
     int64_t out, n, row0, hs, ld_x_head, ld_y_head;
 };
 
-template <bool FP8, typename YT>
+template <bool FP8, int NT, typename YT>
 __global__ void __launch_bounds__(WARPS * 32) gemv_mma_kernel(const bf *__restrict__ x, YT *__restrict__ y, dg_weight w,
                                                             int m, int64_t ld_x, int64_t ld_y, int accumulate, int S,
                                                             Heads hd) {
-    constexpr int IC = gemv_tile_cols<FP8>(); /* columns per iteration */
+    constexpr int IC = gemv_tile_cols<FP8, NT>(); /* columns per iteration */
     constexpr int ES = FP8 ? 1 : 2;           /* weight element bytes */
-    __shared__ float part[WARPS][32][4];
+    __shared__ float part[WARPS][32][NT][4];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
     const int tpb = WARPS / S;
@@ -70,37 +73,42 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_mma_kernel(const bf *__restri
     const bool oka = g < nrow, okb = g + 8 < nrow;
     const char *wa = (const char *)w.data + (oka ? wr0 + g : 0) * w.ld * ES;
     const char *wb = (const char *)w.data + (okb ? wr0 + g + 8 : 0) * w.ld * ES;
-    const bool xrow = g < m;
-    const bf *xr = x + (xrow ? g : 0) * ld_x + (live ? h : 0) * hd.ld_x_head;
+    const bf *xg = x + g * ld_x + (live ? h : 0) * hd.ld_x_head; /* read only for rows < m */
     const float *srow = FP8 && nrow > 0 ? gemv_tile_scale_row(w, wr0) : nullptr;
 
-    float acc[4] = {0.f, 0.f, 0.f, 0.f};
-    if (nrow > 0) gemv_tile_dot<FP8>(wa, wb, oka, okb, srow, w.block_cols, w.cols, xr, xrow, ks, S, acc);
+    float acc[NT][4] = {};
+    if (nrow > 0) gemv_tile_dot<FP8, NT>(wa, wb, oka, okb, srow, w.block_cols, w.cols, xg, ld_x, m, ks, S, acc);
 
     if (S > 1) {
 #pragma unroll
-        for (int e = 0; e < 4; e++) part[warp][lane][e] = acc[e];
+        for (int q = 0; q < NT; q++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) part[warp][lane][q][e] = acc[q][e];
         __syncthreads();
         if (ks != 0) return;
 #pragma unroll
-        for (int e = 0; e < 4; e++) {
-            float v = 0.f;
-            for (int q = 0; q < S; q++) v += part[warp + q][lane][e];
-            acc[e] = v;
-        }
-    }
-    /* c0, c1: output j0+g, tokens 2t, 2t+1; c2, c3: output j0+g+8 */
+        for (int q = 0; q < NT; q++)
 #pragma unroll
-    for (int e = 0; e < 4; e++) {
-        const int tok = 2 * t + (e & 1);
-        const int jj = g + (e < 2 ? 0 : 8);
-        if (tok < m && jj < nrow) {
-            YT *p = y + tok * ld_y + h * hd.ld_y_head + j0 + jj;
-            float v = acc[e];
-            if (accumulate) v += to_f32(*p);
-            *p = from_f32<YT>(v);
-        }
+            for (int e = 0; e < 4; e++) {
+                float v = 0.f;
+                for (int w2 = 0; w2 < S; w2++) v += part[warp + w2][lane][q][e];
+                acc[q][e] = v;
+            }
     }
+    /* group q: c0, c1: output j0+g, tokens 8q + 2t, 8q + 2t + 1; c2, c3: output j0+g+8 */
+#pragma unroll
+    for (int q = 0; q < NT; q++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int tok = 8 * q + 2 * t + (e & 1);
+            const int jj = g + (e < 2 ? 0 : 8);
+            if (tok < m && jj < nrow) {
+                YT *p = y + tok * ld_y + h * hd.ld_y_head + j0 + jj;
+                float v = acc[q][e];
+                if (accumulate) v += to_f32(*p);
+                *p = from_f32<YT>(v);
+            }
+        }
 }
 
 bool disabled() {
@@ -111,20 +119,32 @@ bool disabled() {
     return off;
 }
 
-template <typename YT>
-dg_status launch(const __nv_bfloat16 *x, YT *y, const dg_weight &w, int64_t m, int64_t ld_x, int64_t ld_y,
-                 int accumulate, const Heads &hd, cudaStream_t st) {
+template <int NT, typename YT>
+dg_status launch_nt(const __nv_bfloat16 *x, YT *y, const dg_weight &w, int64_t m, int64_t ld_x, int64_t ld_y,
+                    int accumulate, const Heads &hd, cudaStream_t st) {
     const bool fp8 = w.dtype == DG_F8E4M3;
     const int64_t tiles = ceil_div(hd.out, 16) * hd.n;
-    const int64_t iters = ceil_div(w.cols, (int64_t)(fp8 ? gemv_tile_cols<true>() : gemv_tile_cols<false>()));
+    const int64_t iters = ceil_div(w.cols, (int64_t)(fp8 ? gemv_tile_cols<true, NT>() : gemv_tile_cols<false, NT>()));
     const int S = gemv_tile_split(tiles, iters, WARPS);
     const unsigned grid = (unsigned)ceil_div(tiles, WARPS / S);
     if (fp8)
-        launch_pdl(gemv_mma_kernel<true, YT>, grid, WARPS * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate, S, hd);
+        launch_pdl(gemv_mma_kernel<true, NT, YT>, grid, WARPS * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate, S,
+                   hd);
     else
-        launch_pdl(gemv_mma_kernel<false, YT>, grid, WARPS * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate, S, hd);
+        launch_pdl(gemv_mma_kernel<false, NT, YT>, grid, WARPS * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate, S,
+                   hd);
     DG_LAUNCHED("gemv_mma_kernel");
     return DG_OK;
+}
+
+template <typename YT>
+dg_status launch(const __nv_bfloat16 *x, YT *y, const dg_weight &w, int64_t m, int64_t ld_x, int64_t ld_y,
+                 int accumulate, const Heads &hd, cudaStream_t st) {
+    switch (gemv_tile_groups(m)) {
+    case 1: return launch_nt<1, YT>(x, y, w, m, ld_x, ld_y, accumulate, hd, st);
+    case 2: return launch_nt<2, YT>(x, y, w, m, ld_x, ld_y, accumulate, hd, st);
+    default: return launch_nt<4, YT>(x, y, w, m, ld_x, ld_y, accumulate, hd, st);
+    }
 }
 
 }  // namespace
@@ -132,7 +152,7 @@ dg_status launch(const __nv_bfloat16 *x, YT *y, const dg_weight &w, int64_t m, i
 namespace dg {
 
 bool gemv_mma_ok(const void *x, int64_t ld_x, const dg_weight &w, int64_t m) {
-    if (disabled() || m < 1 || m > 8) return false;
+    if (disabled() || m < 1 || m > 32) return false;
     static const int major = device_attr(cudaDevAttrComputeCapabilityMajor, 0);
     if (major < 8) return false;
     return (uintptr_t)x % 16 == 0 && ld_x % 8 == 0 && gemv_tile_layout_ok(w);

@@ -4,7 +4,7 @@
 
 namespace dg {
 
-/* Whether the tensor-core GEMV takes this call: bf16 x (16-byte aligned rows), 1..8 rows, bf16
+/* Whether the tensor-core GEMV takes this call: bf16 x (16-byte aligned rows), 1..32 rows, bf16
  * weights (cols % 8 == 0) or fp8 weights with 16-row x 64-column-aligned scale blocks
  * (cols % 16 == 0), sm_80+, and DEEPGO_GEMV is not "simt". */
 bool gemv_mma_ok(const void *x, int64_t ld_x, const dg_weight &w, int64_t m);
@@ -16,7 +16,7 @@ dg_status gemv_mma(const __nv_bfloat16 *x, YT *y, const dg_weight &w, int64_t m,
 
 namespace dg {
 
-/* dg_head_matmul trans 1 (out = o_lat . W_uv^T per head) on the same kernel: bf16 x, <= 8 tokens,
+/* dg_head_matmul trans 1 (out = o_lat . W_uv^T per head) on the same kernel: bf16 x, <= 32 tokens,
  * the GEMV's layout conditions, and for fp8 head rows that start on 16-row boundaries. */
 bool head_matmul_mma_ok(const dg_head_matmul_args *a);
 dg_status head_matmul_mma(const dg_head_matmul_args *a, cudaStream_t st);

@@ -6,11 +6,15 @@
 
 namespace dg {
 
-/* Rounds of 4 lanes x 16 bytes loaded before the first mma of an iteration. */
-constexpr int GEMV_TILE_U = 4;
+/* Rounds of 4 lanes x 16 bytes loaded before the first mma of an iteration: 4, or 2 with 4
+ * token groups (their x fragments would not fit in registers otherwise). */
+template <int NT> constexpr int gemv_tile_u() { return NT <= 2 ? 4 : 2; }
 
-/* Columns per 16-byte chunk and per iteration (GEMV_TILE_U rounds of the 4 lanes t). */
-template <bool FP8> constexpr int gemv_tile_cols() { return GEMV_TILE_U * 4 * (FP8 ? 16 : 8); }
+/* Columns per iteration (gemv_tile_u rounds of the 4 lanes t, 16 bytes each). */
+template <bool FP8, int NT = 1> constexpr int gemv_tile_cols() { return gemv_tile_u<NT>() * 4 * (FP8 ? 16 : 8); }
+
+/* Token groups of 8 (the mma's n) for m x rows. */
+inline int gemv_tile_groups(int64_t m) { return m <= 8 ? 1 : m <= 16 ? 2 : 4; }
 
 /* A weight's rows as the tile reads them: 16-byte aligned rows, bf16 with cols % 8 == 0, or e4m3
  * with cols % 16 == 0 and scale blocks of 16-row / 64-column multiples (each round of 64 columns
@@ -24,25 +28,30 @@ __host__ __device__ __forceinline__ bool gemv_tile_layout_ok(const dg_weight &w)
     return false;
 }
 
-/* acc += this warp's part of D[16 rows][8 x rows] = W[r0 .. r0+16) . x^T over the column iterations
- * ks, ks + S, ... (GEMV_TILE_U rounds each). Lane (g = lane/4, t = lane%4): wa/wb are rows r0+g and
- * r0+g+8 (oka/okb: they exist), xr is x row g (xrow: it exists; rows >= m give zeros), srow the
- * fp8 scale row of the tile's 128-row block. acc[0..1]: row g, x rows 2t, 2t+1; acc[2..3]: row
- * g+8. Every load is a 16-byte streaming load; x rows 16-byte aligned. */
-template <bool FP8>
+/* acc += this warp's part of D[16 rows][8 NT x rows] = W[r0 .. r0+16) . x^T over the column
+ * iterations ks, ks + S, ... Lane (g = lane/4, t = lane%4): wa/wb are rows r0+g and r0+g+8
+ * (oka/okb: they exist), xg is x row g and x row g + 8q is xg + 8q ld_x (rows >= m give zeros),
+ * srow the fp8 scale row of the tile's 128-row block. acc[q][0..1]: row g, x rows 8q + 2t and
+ * 8q + 2t + 1; acc[q][2..3]: row g+8. The weights are 16-byte streaming loads, read once for all
+ * NT groups; x rows 16-byte aligned. */
+template <bool FP8, int NT>
 __device__ __forceinline__ void gemv_tile_dot(const char *wa, const char *wb, bool oka, bool okb, const float *srow,
-                                              int64_t block_cols, int64_t cols, const __nv_bfloat16 *xr, bool xrow,
-                                              int64_t ks, int S, float (&acc)[4]) {
-    constexpr int U = GEMV_TILE_U;
+                                              int64_t block_cols, int64_t cols, const __nv_bfloat16 *xg,
+                                              int64_t ld_x, int64_t m, int64_t ks, int S, float (&acc)[NT][4]) {
+    constexpr int U = gemv_tile_u<NT>();
     constexpr int ECH = FP8 ? 16 : 8; /* columns per 16-byte chunk */
     constexpr int RC = 4 * ECH;       /* columns per round */
     constexpr int IC = U * RC;        /* columns per iteration */
     constexpr int ES = FP8 ? 1 : 2;   /* weight element bytes */
-    const int t = (threadIdx.x & 31) & 3;
+    constexpr int XC = FP8 ? 2 : 1;   /* 16-byte x chunks per weight chunk */
+    const int g = (threadIdx.x & 31) >> 2, t = (threadIdx.x & 31) & 3;
+    bool xok[NT];
+#pragma unroll
+    for (int q = 0; q < NT; q++) xok[q] = g + 8 * q < m;
     const int64_t nit = (cols + IC - 1) / IC;
     for (int64_t it = ks; it < nit; it += S) {
         const int64_t cb = it * IC;
-        uint4 A[U], B[U], X[U][FP8 ? 2 : 1];
+        uint4 A[U], B[U], X[U][NT][XC];
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const int64_t c = cb + u * RC + t * ECH;
@@ -51,7 +60,10 @@ __device__ __forceinline__ void gemv_tile_dot(const char *wa, const char *wb, bo
             A[u] = ok && oka ? ld_stream16(wa + c * ES) : z;
             B[u] = ok && okb ? ld_stream16(wb + c * ES) : z;
 #pragma unroll
-            for (int q = 0; q < (FP8 ? 2 : 1); q++) X[u][q] = ok && xrow ? *(const uint4 *)(xr + c + 8 * q) : z;
+            for (int q = 0; q < NT; q++)
+#pragma unroll
+                for (int h = 0; h < XC; h++)
+                    X[u][q][h] = ok && xok[q] ? *(const uint4 *)(xg + 8 * q * ld_x + c + 8 * h) : z;
         }
 #pragma unroll
         for (int u = 0; u < U; u++) {
@@ -60,22 +72,32 @@ __device__ __forceinline__ void gemv_tile_dot(const char *wa, const char *wb, bo
             if constexpr (FP8) {
                 const uint32_t wa4[4] = {A[u].x, A[u].y, A[u].z, A[u].w};
                 const uint32_t wb4[4] = {B[u].x, B[u].y, B[u].z, B[u].w};
-                const uint32_t xw[8] = {X[u][0].x, X[u][0].y, X[u][0].z, X[u][0].w,
-                                        X[u][1].x, X[u][1].y, X[u][1].z, X[u][1].w};
-                float d[4] = {0.f, 0.f, 0.f, 0.f};
+                float d[NT][4];
+#pragma unroll
+                for (int q = 0; q < NT; q++) d[q][0] = d[q][1] = d[q][2] = d[q][3] = 0.f;
 #pragma unroll
                 for (int s = 0; s < 4; s++) {
                     uint32_t alo, ahi, blo, bhi;
                     e4m3x4_to_bf16x2(wa4[s], alo, ahi);
                     e4m3x4_to_bf16x2(wb4[s], blo, bhi);
-                    mma_bf16_16816(d, alo, blo, ahi, bhi, xw[2 * s], xw[2 * s + 1]);
+#pragma unroll
+                    for (int q = 0; q < NT; q++) {
+                        const uint4 &xv = X[u][q][s >> 1];
+                        const uint32_t x0 = (s & 1) ? xv.z : xv.x, x1 = (s & 1) ? xv.w : xv.y;
+                        mma_bf16_16816(d[q], alo, blo, ahi, bhi, x0, x1);
+                    }
                 }
                 const float sc = srow[c0 / block_cols];
 #pragma unroll
-                for (int e = 0; e < 4; e++) acc[e] = fmaf(sc, d[e], acc[e]);
+                for (int q = 0; q < NT; q++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) acc[q][e] = fmaf(sc, d[q][e], acc[q][e]);
             } else {
-                mma_bf16_16816(acc, A[u].x, B[u].x, A[u].y, B[u].y, X[u][0].x, X[u][0].y);
-                mma_bf16_16816(acc, A[u].z, B[u].z, A[u].w, B[u].w, X[u][0].z, X[u][0].w);
+#pragma unroll
+                for (int q = 0; q < NT; q++) {
+                    mma_bf16_16816(acc[q], A[u].x, B[u].x, A[u].y, B[u].y, X[u][q][0].x, X[u][q][0].y);
+                    mma_bf16_16816(acc[q], A[u].z, B[u].z, A[u].w, B[u].w, X[u][q][0].z, X[u][q][0].w);
+                }
             }
         }
     }

@@ -5,7 +5,7 @@
  * W[i, j] = e4m3(q[i, j]) * scale[i / br][j / bc]. accumulate=1 adds to y (read in y_dtype).
  *
  * Variants of dg_linear (x F32/BF16, y F32/BF16, W F32/BF16/F16/F8E4M3, any shape and stride):
- *   GEMV on tensor cores (m <= 8, bf16 x, bf16 or block-scaled fp8 W): gemv_mma.cu.
+ *   GEMV on tensor cores (m <= 32, bf16 x, bf16 or block-scaled fp8 W): gemv_mma.cu.
  *   GEMV  (m <= 8; m <= 32 where the fast bf16 tile below does not apply): memory-bound path. 8 warps per block, one output row per warp; each lane
  *         streams 16-byte chunks of the weight row (4 f32 / 8 bf16,f16 / 16 fp8), dequantises in
  *         registers (one block scale per chunk when bc % chunk == 0) and keeps m accumulators
@@ -35,7 +35,7 @@
  *            rows), the block's 8 warps split i (typed, pipelined loads), fixed-order sum of the
  *            8 partials; 8 tokens per block in registers.
  *   trans 1: y[t,h,j] = sum_i x[t,h,i] W[r_h+j, i]: one warp per output j, lanes along i; for bf16 x
- *            and <= 8 tokens the tensor-core GEMV of gemv_mma.cu, one head per row tile.
+ *            and <= 32 tokens the tensor-core GEMV of gemv_mma.cu, one head per row tile.
  *
  * Test:  go test ./tests/kernels -run 'Linear|HeadMatmul' -v
  * Bench: go test ./tests/kernels -run - -bench Linear
@@ -287,7 +287,7 @@ dg_status launch_linear_xy(const XT *x, YT *y, const dg_weight &w, int64_t m, in
     if constexpr (std::is_same<XT, __nv_bfloat16>::value)
         fast_tile = mma && w.dtype == DG_BF16 && gemm_fast_ok(x, ld_x, w.cols) && gemm_fast_ok(w.data, w.ld, w.cols);
     if constexpr (std::is_same<XT, __nv_bfloat16>::value) {
-        if (m <= GEMV_MAX_M && gemv_mma_ok(x, ld_x, w, m)) return gemv_mma<YT>(x, y, w, m, ld_x, ld_y, accumulate, st);
+        if (m <= GEMV_SKINNY_M && gemv_mma_ok(x, ld_x, w, m)) return gemv_mma<YT>(x, y, w, m, ld_x, ld_y, accumulate, st);
     }
     if (m <= GEMV_MAX_M || (m <= GEMV_SKINNY_M && !fast_tile)) {
         const int wpr = gemv_wpr(w.rows, w.cols);

@@ -61,11 +61,11 @@ __device__ __forceinline__ void tile_dot_any(const dg_weight &w, int64_t r0, int
                                              int S, float (&acc)[4]) {
     if (nrow <= 0) return;
     const TileRows r = tile_rows(w, r0, nrow);
-    const bool xrow = ((threadIdx.x & 31) >> 2) == 0;
+    float(&a1)[1][4] = reinterpret_cast<float(&)[1][4]>(acc); /* one token: one group of x rows */
     if (w.dtype == DG_F8E4M3)
-        gemv_tile_dot<true>(r.wa, r.wb, r.oka, r.okb, r.srow, w.block_cols, w.cols, x, xrow, ks, S, acc);
+        gemv_tile_dot<true, 1>(r.wa, r.wb, r.oka, r.okb, r.srow, w.block_cols, w.cols, x, 0, 1, ks, S, a1);
     else
-        gemv_tile_dot<false>(r.wa, r.wb, r.oka, r.okb, r.srow, w.block_cols, w.cols, x, xrow, ks, S, acc);
+        gemv_tile_dot<false, 1>(r.wa, r.wb, r.oka, r.okb, r.srow, w.block_cols, w.cols, x, 0, 1, ks, S, a1);
 }
 
 /* The same tile for an expert the mma tile cannot read: row by row, the whole row in split 0,

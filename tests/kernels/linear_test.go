@@ -56,9 +56,9 @@ func TestLinear(t *testing.T) {
 			})
 		}
 	}
-	// strides the tensor-core GEMV (m <= 8, bf16 x) accepts: 16-byte x rows, a partial last row
-	// tile, fp8 blocks of 64 rows x 128 columns, bf16 and f32 y
-	for _, m := range []int64{3, 8} {
+	// strides the tensor-core GEMV (m <= 32, bf16 x) accepts: 16-byte x rows, a partial last row
+	// tile, fp8 blocks of 64 rows x 128 columns, bf16 and f32 y; 1, 2 and 4 groups of 8 x rows
+	for _, m := range []int64{3, 8, 12, 20, 32} {
 		for _, wd := range []backend.DType{backend.BF16, backend.F8E4M3} {
 			for _, yd := range actTypes {
 				t.Run(name("strided16", true, "m", m, "w", wd, "y", yd), func(t *testing.T) {
@@ -131,10 +131,12 @@ func TestHeadMatmul(t *testing.T) {
 		{1, 3, 512, 128, 9, 256, 128, 512, 1},
 		{0, 2, 7, 9, 3, 20, 1, 9, 1},
 		{1, 2, 9, 7, 3, 20, 2, 9, 1},
-		// 16-byte x rows: trans 1 takes the tensor-core GEMV (bf16 x, <= 8 tokens), also with
+		// 16-byte x rows: trans 1 takes the tensor-core GEMV (bf16 x, <= 32 tokens), also with
 		// heads whose rows start mid scale block and a partial last row tile
 		{1, 4, 512, 128, 1, 256, 128, 512, 8},
 		{1, 3, 512, 128, 8, 256, 128, 512, 8},
+		{1, 3, 512, 128, 13, 256, 128, 512, 8},
+		{1, 2, 512, 128, 32, 256, 128, 512, 8},
 		{1, 5, 512, 100, 2, 208, 48, 512, 8},
 	}
 	for _, c := range cases {
