@@ -237,6 +237,30 @@ static long long dg_cpu_offsetof(const char *st, const char *field) {
         DG_OFF(dg_kv_gather_args, pad_);
         return -1;
     }
+    if (strcmp(st, "dg_mla_prep_args") == 0) {
+        DG_OFF(dg_mla_prep_args, q);
+        DG_OFF(dg_mla_prep_args, kv);
+        DG_OFF(dg_mla_prep_args, q_weight);
+        DG_OFF(dg_mla_prep_args, kv_weight);
+        DG_OFF(dg_mla_prep_args, pos);
+        DG_OFF(dg_mla_prep_args, inv_freq);
+        DG_OFF(dg_mla_prep_args, slots);
+        DG_OFF(dg_mla_prep_args, cache);
+        DG_OFF(dg_mla_prep_args, n);
+        DG_OFF(dg_mla_prep_args, q_dim);
+        DG_OFF(dg_mla_prep_args, latent);
+        DG_OFF(dg_mla_prep_args, ld_q);
+        DG_OFF(dg_mla_prep_args, ld_kv);
+        DG_OFF(dg_mla_prep_args, eps);
+        DG_OFF(dg_mla_prep_args, mscale);
+        DG_OFF(dg_mla_prep_args, rope_dim);
+        DG_OFF(dg_mla_prep_args, dtype);
+        DG_OFF(dg_mla_prep_args, q_w_dtype);
+        DG_OFF(dg_mla_prep_args, kv_w_dtype);
+        DG_OFF(dg_mla_prep_args, cache_dtype);
+        DG_OFF(dg_mla_prep_args, pad_);
+        return -1;
+    }
     if (strcmp(st, "dg_silu_mul_args") == 0) {
         DG_OFF(dg_silu_mul_args, gate);
         DG_OFF(dg_silu_mul_args, up);
@@ -295,6 +319,7 @@ static long long dg_cpu_sizeof(const char *st) {
     if (strcmp(st, "dg_rope_args") == 0) return (long long)sizeof(dg_rope_args);
     if (strcmp(st, "dg_kv_store_args") == 0) return (long long)sizeof(dg_kv_store_args);
     if (strcmp(st, "dg_kv_gather_args") == 0) return (long long)sizeof(dg_kv_gather_args);
+    if (strcmp(st, "dg_mla_prep_args") == 0) return (long long)sizeof(dg_mla_prep_args);
     if (strcmp(st, "dg_silu_mul_args") == 0) return (long long)sizeof(dg_silu_mul_args);
     if (strcmp(st, "dg_argmax_args") == 0) return (long long)sizeof(dg_argmax_args);
     if (strcmp(st, "dg_convert_args") == 0) return (long long)sizeof(dg_convert_args);
@@ -326,7 +351,7 @@ func Offsetof(structName, field string) int64 {
 
 // StructNames lists the structs Sizeof and Offsetof know.
 func StructNames() []string {
-	return []string{"dg_weight", "dg_linear_args", "dg_mla_decode_args", "dg_mla_prefill_args", "dg_moe_ffn_args", "dg_moe_gate_args", "dg_rmsnorm_args", "dg_head_matmul_args", "dg_sample_args", "dg_embed_args", "dg_rope_args", "dg_kv_store_args", "dg_kv_gather_args", "dg_silu_mul_args", "dg_argmax_args", "dg_convert_args"}
+	return []string{"dg_weight", "dg_linear_args", "dg_mla_decode_args", "dg_mla_prefill_args", "dg_moe_ffn_args", "dg_moe_gate_args", "dg_rmsnorm_args", "dg_head_matmul_args", "dg_sample_args", "dg_embed_args", "dg_rope_args", "dg_kv_store_args", "dg_kv_gather_args", "dg_mla_prep_args", "dg_silu_mul_args", "dg_argmax_args", "dg_convert_args"}
 }
 
 // FieldNames lists the C field names of a struct known to Offsetof, in declaration order.
@@ -358,6 +383,8 @@ func FieldNames(structName string) []string {
 		return []string{"src", "slots", "cache", "n", "ld_src", "width", "src_dtype", "cache_dtype"}
 	case "dg_kv_gather_args":
 		return []string{"cache", "block_table", "dst", "n", "width", "ld_dst", "block_size", "cache_dtype", "dst_dtype", "pad_"}
+	case "dg_mla_prep_args":
+		return []string{"q", "kv", "q_weight", "kv_weight", "pos", "inv_freq", "slots", "cache", "n", "q_dim", "latent", "ld_q", "ld_kv", "eps", "mscale", "rope_dim", "dtype", "q_w_dtype", "kv_w_dtype", "cache_dtype", "pad_"}
 	case "dg_silu_mul_args":
 		return []string{"gate", "up", "out", "n", "dim", "ld_gate", "ld_up", "ld_out", "dtype", "pad_"}
 	case "dg_argmax_args":
@@ -460,6 +487,11 @@ func KVStore(args unsafe.Pointer) int32 {
 // KVGather calls dg_kv_gather with a pointer to a dg_kv_gather_args.
 func KVGather(args unsafe.Pointer) int32 {
 	return int32(C.dg_kv_gather((*C.dg_kv_gather_args)(args), nil))
+}
+
+// MLAPrep calls dg_mla_prep with a pointer to a dg_mla_prep_args.
+func MLAPrep(args unsafe.Pointer) int32 {
+	return int32(C.dg_mla_prep((*C.dg_mla_prep_args)(args), nil))
 }
 
 // MLAPrefill calls dg_mla_prefill with a pointer to a dg_mla_prefill_args.

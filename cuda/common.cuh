@@ -239,6 +239,15 @@ __device__ __forceinline__ float w_elem(const dg_weight &w, int64_t i, int64_t j
     return v;
 }
 
+/* dg_rope's rotation of one interleaved pair (x0, x1) at position pos: the angle is a float32
+ * product, cos and sin are scaled by mscale. rope_kernel and mla_prep_kernel share it so that the
+ * fused op rounds exactly as the op it replaces. */
+__device__ __forceinline__ float2 rope_rotate(float x0, float x1, int32_t pos, float inv_freq, float mscale) {
+    float angle = (float)pos * inv_freq;
+    float c = cosf(angle) * mscale, s = sinf(angle) * mscale;
+    return make_float2(x0 * c - x1 * s, x0 * s + x1 * c);
+}
+
 /* 16-byte streaming load of read-once data (weights): not kept in L1. p 16-byte aligned. */
 __device__ __forceinline__ uint4 ld_stream16(const void *p) {
     uint4 r;

@@ -57,11 +57,9 @@ __global__ void rope_kernel(dg_rope_args a) {
         int64_t h = (idx / half) % a.n_heads;
         int64_t t = idx / (half * a.n_heads);
         T *p = (T *)a.x + t * a.ld_tok + h * a.ld_head + a.offset;
-        float angle = (float)a.pos[t] * a.inv_freq[i];
-        float c = cosf(angle) * a.mscale, s = sinf(angle) * a.mscale;
-        float x0 = to_f32(p[2 * i]), x1 = to_f32(p[2 * i + 1]);
-        p[2 * i] = from_f32<T>(x0 * c - x1 * s);
-        p[2 * i + 1] = from_f32<T>(x0 * s + x1 * c);
+        float2 r = rope_rotate(to_f32(p[2 * i]), to_f32(p[2 * i + 1]), a.pos[t], a.inv_freq[i], a.mscale);
+        p[2 * i] = from_f32<T>(r.x);
+        p[2 * i + 1] = from_f32<T>(r.y);
     }
 }
 

@@ -268,6 +268,44 @@ typedef struct {
 DG_API dg_status dg_kv_gather(const dg_kv_gather_args *a, dg_stream s);
 
 /* ---------------------------------------------------------------------------------------------
+ * mla_prep: what MLA does with the q_a | kv_a projection before q_b and attention, in one call.
+ * For each token t < n, with width = latent + rope_dim:
+ *   if q_dim > 0: q[t, :q_dim] = rmsnorm(q[t, :q_dim]) * q_weight            (q_a_layernorm)
+ *   kv[t, :latent] = rmsnorm(kv[t, :latent]) * kv_weight                        (kv_a_layernorm)
+ *   kv[t, latent:width] = rope(kv[t, latent:width], pos[t])                     (k_pe)
+ *   cache[slots[t], :width] = kv[t, :width] converted to cache_dtype (slots[t] < 0: skipped)
+ * all in place, each step exactly the op it replaces: dg_rmsnorm with out = x (the normalised
+ * value rounded to dtype before the weight multiply), dg_rope with one head at offset latent, and
+ * dg_kv_store of the values kv then holds. An implementation gives bit for bit what that sequence
+ * gives on the same library. q and kv may share rows ([q_a | kv_a] of one stacked projection,
+ * ld_q == ld_kv) but must not overlap. The cache is one layer's [num_blocks, block_size, width].
+ * ------------------------------------------------------------------------------------------- */
+typedef struct {
+    void *q;                /* [n, q_dim], stride ld_q; unused when q_dim is 0 */
+    void *kv;               /* [n, width], stride ld_kv */
+    const void *q_weight;   /* [q_dim], dtype q_w_dtype; unused when q_dim is 0 */
+    const void *kv_weight;  /* [latent], dtype kv_w_dtype */
+    const int32_t *pos;     /* [n] */
+    const float *inv_freq;  /* [rope_dim/2] */
+    const int32_t *slots;   /* [n] */
+    void *cache;
+    int64_t n;
+    int64_t q_dim;          /* 0: no q norm (q_lora_rank null, or q normalised elsewhere) */
+    int64_t latent;
+    int64_t ld_q;
+    int64_t ld_kv;
+    float eps;              /* of both norms */
+    float mscale;           /* rope's cos/sin factor, as dg_rope */
+    int32_t rope_dim;
+    int32_t dtype;          /* of q and kv: F32 or BF16 */
+    int32_t q_w_dtype;      /* F32, BF16 or F16 */
+    int32_t kv_w_dtype;     /* F32, BF16 or F16 */
+    int32_t cache_dtype;    /* F32 or BF16 */
+    int32_t pad_;
+} dg_mla_prep_args;
+DG_API dg_status dg_mla_prep(const dg_mla_prep_args *a, dg_stream s);
+
+/* ---------------------------------------------------------------------------------------------
  * mla_prefill: causal attention in MLA's plain form, for several sequences of varying length
  * (flash-attention "varlen" layout). Sequence b owns query rows [cu_q[b], cu_q[b+1]) and key rows
  * [cu_k[b], cu_k[b+1]); its queries are the last (qlen) positions of its keys, so query i sees

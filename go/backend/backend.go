@@ -48,6 +48,7 @@ type Kernels interface {
 	Rope(a *RopeArgs) error
 	KVStore(a *KVStoreArgs) error
 	KVGather(a *KVGatherArgs) error
+	MLAPrep(a *MLAPrepArgs) error
 	MLAPrefill(a *MLAPrefillArgs) error
 	MLAPrefillWorkspaceSize(a *MLAPrefillArgs) int64
 	MLADecode(a *MLADecodeArgs) error

@@ -191,6 +191,30 @@ type KVGatherArgs struct {
 	_          int32
 }
 
+type MLAPrepArgs struct {
+	Q          uintptr
+	KV         uintptr
+	QWeight    uintptr
+	KVWeight   uintptr
+	Pos        uintptr
+	InvFreq    uintptr
+	Slots      uintptr
+	Cache      uintptr
+	N          int64
+	QDim       int64
+	Latent     int64
+	LDQ        int64
+	LDKV       int64
+	Eps        float32
+	MScale     float32
+	RopeDim    int32
+	DType      DType
+	QWDType    DType
+	KVWDType   DType
+	CacheDType DType
+	_          int32
+}
+
 type MLAPrefillArgs struct {
 	Q         uintptr
 	KV        uintptr

@@ -236,7 +236,7 @@ func TestBenchKernelsShape(t *testing.T) {
 			t.Errorf("%s: unit %v", x["key"], x["unit"])
 		}
 	}
-	for _, k := range []string{"embed", "rmsnorm", "linear", "head_matmul", "rope", "kv_store", "kv_gather", "mla_prefill",
+	for _, k := range []string{"embed", "rmsnorm", "linear", "head_matmul", "rope", "kv_store", "kv_gather", "mla_prep", "mla_prefill",
 		"mla_decode", "silu_mul", "moe_gate", "moe_ffn", "argmax", "sample", "convert"} {
 		if !seen[k] {
 			t.Errorf("no %s case", k)

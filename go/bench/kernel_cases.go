@@ -120,7 +120,7 @@ func kernelCases(shapes string, c *weights.Config, o KernelOptions, act, cacheDT
 	}
 	width := lat + rope
 	for _, n := range []int{o.DecodeBatch, max(pre[0], 1)} {
-		cs = append(cs, kvStoreCase(shapes, width, n, act, cacheDT))
+		cs = append(cs, kvStoreCase(shapes, width, n, act, cacheDT), mlaPrepCase(shapes, c, n, act, cacheDT))
 	}
 	cs = append(cs, kvGatherCase(shapes, width, o.Ctx, act, cacheDT))
 	rowsConv := 4096 // rows of 4096 elements: 16M elements
@@ -547,16 +547,21 @@ func ropeCase(shapes string, c *weights.Config, n int, act backend.DType) kcase 
 		for i := range pos {
 			pos[i] = int32(splitmix64(uint64(i)) % 4096)
 		}
-		inv := make([]float32, rope/2)
-		for i := range inv {
-			inv[i] = float32(math.Pow(10000, -2*float64(i)/float64(rope)))
-		}
-		args := &backend.RopeArgs{X: x, Pos: a.put(i32bytes(pos)), InvFreq: a.put(f32bytes(inv)), NTok: N, NHeads: heads,
-			LDTok: heads * qk, LDHead: qk, Offset: nope, MScale: 1, RopeDim: int32(rope), DType: act}
+		args := &backend.RopeArgs{X: x, Pos: a.put(i32bytes(pos)), InvFreq: a.put(f32bytes(ropeInvFreq(rope))), NTok: N,
+			NHeads: heads, LDTok: heads * qk, LDHead: qk, Offset: nope, MScale: 1, RopeDim: int32(rope), DType: act}
 		be := a.be
 		return &kcall{run: func() error { return be.Rope(args) }, outs: []kout{{ptr: x, dt: act, rowElems: heads * qk, rows: N}}}, nil
 	}
 	return kc
+}
+
+// ropeInvFreq is the plain (no YaRN) inverse frequencies of a rope part of rope elements.
+func ropeInvFreq(rope int64) []float32 {
+	inv := make([]float32, rope/2)
+	for i := range inv {
+		inv[i] = float32(math.Pow(10000, -2*float64(i)/float64(rope)))
+	}
+	return inv
 }
 
 func siluMulCase(shapes string, I int64, n int, act backend.DType) kcase {
@@ -681,6 +686,17 @@ func sampleCase(shapes string, V int64, n int) kcase {
 	return kc
 }
 
+// cacheAndSlots makes a random cache of nSlots rows of width and n distinct slots in it, shuffled
+// by seed (the same on every backend and input set).
+func (a *arena) cacheAndSlots(nSlots, n, width int64, cacheDT backend.DType, seed uint64) (cache, slots uintptr) {
+	perm := permutation(int(nSlots), seed)
+	s := make([]int32, n)
+	for i := range s {
+		s[i] = int32(perm[i])
+	}
+	return a.rand(cacheDT, nSlots*width, 1), a.put(i32bytes(s))
+}
+
 // kvStoreCase: n rows into a cache of 4n slots, each to a distinct random slot.
 func kvStoreCase(shapes string, width int64, n int, act, cacheDT backend.DType) kcase {
 	slotsN := int64(4 * n)
@@ -690,20 +706,52 @@ func kvStoreCase(shapes string, width int64, n int, act, cacheDT backend.DType) 
 	if act != cacheDT {
 		kc.tol = 1e-2
 	}
-	perm := permutation(int(slotsN), 17)
 	kc.build = func(a *arena, rows int) (*kcall, error) {
 		// The whole cache is the output; the reference stores every row too (rows is ignored).
 		N := int64(n)
 		src := a.rand(act, N*width, 1)
-		cache := a.rand(cacheDT, slotsN*width, 1)
-		slots := make([]int32, N)
-		for i := range slots {
-			slots[i] = int32(perm[i])
-		}
-		args := &backend.KVStoreArgs{Src: src, Slots: a.put(i32bytes(slots)), Cache: cache, N: N, LDSrc: width, Width: width,
+		cache, slots := a.cacheAndSlots(slotsN, N, width, cacheDT, 17)
+		args := &backend.KVStoreArgs{Src: src, Slots: slots, Cache: cache, N: N, LDSrc: width, Width: width,
 			SrcDType: act, CacheDType: cacheDT}
 		be := a.be
 		return &kcall{run: func() error { return be.KVStore(args) }, outs: []kout{{ptr: cache, dt: cacheDT, rowElems: width, rows: slotsN}}}, nil
+	}
+	return kc
+}
+
+// mlaPrepCase: MLA's prologue on n rows of the stacked [q_a | kv_a] projection (the q_a norm,
+// the kv_a norm, k_pe's rope, the store) into a cache of 4n slots, each row to a distinct slot.
+func mlaPrepCase(shapes string, c *weights.Config, n int, act, cacheDT backend.DType) kcase {
+	qr, lat, rope := int64(c.QLoraRank), int64(c.KvLoraRank), int64(c.QkRopeHeadDim)
+	if !c.HasQLora {
+		qr = 0
+	}
+	width, slotsN := lat+rope, int64(4*n)
+	ld := qr + width
+	kc := kcase{kernel: "mla_prep", shapes: shapes, rows: n, tol: 1e-2,
+		name:  fmt.Sprintf("q=%d latent=%d rope=%d n=%d %s->%s", qr, lat, rope, n, act, cacheDT),
+		bytes: float64(int64(n)*(2*ld*act.Size()+width*cacheDT.Size()) + (qr+lat)*2)}
+	if act == backend.F32 && cacheDT == backend.F32 {
+		kc.tol = 1e-4
+	}
+	kc.build = func(a *arena, rows int) (*kcall, error) {
+		// The whole cache is an output; the reference prepares every row too (rows is ignored).
+		N := int64(n)
+		x := a.rand(act, N*ld, 1)
+		cache, slots := a.cacheAndSlots(slotsN, N, width, cacheDT, 29)
+		pos := make([]int32, N)
+		for i := range pos {
+			pos[i] = int32(splitmix64(uint64(i)) % 4096)
+		}
+		args := &backend.MLAPrepArgs{Q: x, KV: x + uintptr(qr*act.Size()),
+			QWeight:  a.sharedRand("q_a_layernorm", backend.BF16, max(qr, 1), 1),
+			KVWeight: a.sharedRand("kv_a_layernorm", backend.BF16, lat, 1), Pos: a.put(i32bytes(pos)),
+			InvFreq: a.put(f32bytes(ropeInvFreq(rope))), Slots: slots, Cache: cache, N: N, QDim: qr,
+			Latent: lat, LDQ: ld, LDKV: ld, Eps: 1e-6, MScale: 1, RopeDim: int32(rope), DType: act,
+			QWDType: backend.BF16, KVWDType: backend.BF16, CacheDType: cacheDT}
+		be := a.be
+		return &kcall{run: func() error { return be.MLAPrep(args) }, outs: []kout{{ptr: x, dt: act, rowElems: ld, rows: N},
+			{ptr: cache, dt: cacheDT, rowElems: width, rows: slotsN}}}, nil
 	}
 	return kc
 }

@@ -168,6 +168,9 @@ func (p *Profiler) KVStore(a *backend.KVStoreArgs) error {
 func (p *Profiler) KVGather(a *backend.KVGatherArgs) error {
 	return p.timed("kv_gather", func() error { return p.Backend.KVGather(a) })
 }
+func (p *Profiler) MLAPrep(a *backend.MLAPrepArgs) error {
+	return p.timed("mla_prep", func() error { return p.Backend.MLAPrep(a) })
+}
 func (p *Profiler) MLAPrefill(a *backend.MLAPrefillArgs) error {
 	return p.timed("mla_prefill", func() error { return p.Backend.MLAPrefill(a) })
 }

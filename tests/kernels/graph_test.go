@@ -9,7 +9,7 @@ import (
 )
 
 // TestGraphCapture records a decode-step-like sequence of kernels (rmsnorm, GEMV and mma linear,
-// kv_store, mla_decode with split-K, moe_gate, moe_ffn, sample) into a CUDA graph in global
+// mla_prep, mla_decode with split-K, moe_gate, moe_ffn, sample) into a CUDA graph in global
 // capture mode, which fails if any kernel call allocates, copies to the host or synchronises;
 // then replays it and checks that the replay writes exactly what the direct calls wrote.
 func TestGraphCapture(t *testing.T) {
@@ -74,6 +74,7 @@ func TestGraphCapture(t *testing.T) {
 		slots[b] = int32(b*maxBlocks*bs) + lens[b] - 1
 	}
 	tb, sl, sb := mk(i32bytes(table), 0), mk(i32bytes(lens), 0), mk(i32bytes(slots), 0)
+	kvNorm, inv := mk(bf(latent, 1), 0), mk(f32bytes(randn(r, rope/2, 0.1)), 0)
 	qlat, qpe := mk(bf(B*heads*latent, 1), 0), mk(bf(B*heads*rope, 1), 0)
 	olat := mk(nil, B*heads*latent*2)
 	glog := mk(f32bytes(randn(r, B*E, 2)), 0)
@@ -127,8 +128,9 @@ func TestGraphCapture(t *testing.T) {
 					XDType: backend.BF16, YDType: backend.F32})
 			},
 			func() error {
-				return g.KVStore(&backend.KVStoreArgs{Src: kv.p, Slots: sb.p, Cache: cache.p, N: B, LDSrc: latent + rope,
-					Width: latent + rope, SrcDType: backend.BF16, CacheDType: backend.BF16})
+				return g.MLAPrep(&backend.MLAPrepArgs{KV: kv.p, KVWeight: kvNorm.p, Pos: sl.p, InvFreq: inv.p, Slots: sb.p,
+					Cache: cache.p, N: B, Latent: latent, LDKV: latent + rope, Eps: 1e-6, MScale: 1, RopeDim: rope,
+					DType: backend.BF16, KVWDType: backend.BF16, CacheDType: backend.BF16})
 			},
 			func() error { return g.MLADecode(&dec) },
 			func() error {

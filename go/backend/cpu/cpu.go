@@ -197,6 +197,10 @@ func (b *Backend) KVGather(a *backend.KVGatherArgs) error {
 	return call("kv_gather", kern.KVGather, unsafe.Pointer(a))
 }
 
+func (b *Backend) MLAPrep(a *backend.MLAPrepArgs) error {
+	return call("mla_prep", kern.MLAPrep, unsafe.Pointer(a))
+}
+
 func (b *Backend) MLAPrefill(a *backend.MLAPrefillArgs) error {
 	return call("mla_prefill", kern.MLAPrefill, unsafe.Pointer(a))
 }

@@ -3,6 +3,7 @@ package cpu
 import (
 	"fmt"
 	"math"
+	"math/rand"
 	"os"
 	"reflect"
 	"runtime"
@@ -28,6 +29,7 @@ func TestLayout(t *testing.T) {
 		"dg_rope_args":        backend.RopeArgs{},
 		"dg_kv_store_args":    backend.KVStoreArgs{},
 		"dg_kv_gather_args":   backend.KVGatherArgs{},
+		"dg_mla_prep_args":    backend.MLAPrepArgs{},
 		"dg_mla_prefill_args": backend.MLAPrefillArgs{},
 		"dg_mla_decode_args":  backend.MLADecodeArgs{},
 		"dg_silu_mul_args":    backend.SiluMulArgs{},
@@ -435,6 +437,140 @@ func TestKVStoreGather(t *testing.T) {
 	requireErr(t, b.KVGather(&backend.KVGatherArgs{N: 1, Width: 1, BlockSize: 1}), backend.StatusInvalid)
 }
 
+// ---- mla_prep ----
+
+// prepShape is one layout of MLA's prologue: q (qDim 0: none) and kv share rows (the stacked
+// q_a | kv_a projection) or live apart, with row strides wider than the data.
+type prepShape struct {
+	n, qDim, latent, rope int
+	stacked               bool
+}
+
+// prepBufs builds random inputs of a shape; the same rng seed gives the same bytes, so two calls
+// give twin inputs for the fused op and the sequence. It returns the args and the buffers the op
+// writes: the rows (q | kv, or q and kv), then the cache.
+func prepBufs(t *testing.T, rng *rand.Rand, sh prepShape, dt, cd, qw, kvw backend.DType) (*backend.MLAPrepArgs,
+	[]*tensor) {
+	a := &backend.MLAPrepArgs{N: int64(sh.n), QDim: int64(sh.qDim), Latent: int64(sh.latent), Eps: 1e-6,
+		MScale: float32(0.8 + 0.4*rng.Float64()), RopeDim: int32(sh.rope), DType: dt, QWDType: qw, KVWDType: kvw,
+		CacheDType: cd}
+	rows := prepRows(t, rng, sh, a)
+	if sh.qDim > 0 {
+		a.QWeight = newTensor(t, qw, sh.qDim).fill(rng, 1).addr
+	}
+	a.KVWeight = newTensor(t, kvw, sh.latent).fill(rng, 1).addr
+	nSlots := 2*sh.n + 1
+	pos, slots := make([]int32, sh.n), make([]int32, sh.n)
+	for i, s := range rng.Perm(nSlots)[:sh.n] {
+		pos[i], slots[i] = int32(rng.Intn(163840)), int32(s)
+	}
+	slots[rng.Intn(sh.n)] = -1 // skipped: its cache row keeps the poison
+	inv := make([]float32, sh.rope/2)
+	for i := range inv {
+		inv[i] = float32(math.Pow(10000, -2*float64(i)/float64(sh.rope)))
+	}
+	a.Pos, a.InvFreq, a.Slots = i32s(t, pos).addr, f32s(t, inv).addr, i32s(t, slots).addr
+	cache := newTensor(t, cd, nSlots*(sh.latent+sh.rope))
+	cache.poison()
+	a.Cache = cache.addr
+	return a, append(rows, cache)
+}
+
+// prepRows allocates and fills the rows of q and kv in the shape's layout, strides wider than the data.
+func prepRows(t *testing.T, rng *rand.Rand, sh prepShape, a *backend.MLAPrepArgs) []*tensor {
+	dt := a.DType
+	a.LDKV = int64(sh.latent + sh.rope + 1 + rng.Intn(3))
+	switch {
+	case sh.qDim > 0 && sh.stacked: // one row [q | kv | pad]
+		a.LDKV += int64(sh.qDim)
+		x := newTensor(t, dt, sh.n*int(a.LDKV)).fill(rng, 2)
+		a.Q, a.LDQ, a.KV = x.addr, a.LDKV, x.addr+uintptr(int64(sh.qDim)*dt.Size())
+		return []*tensor{x}
+	case sh.qDim > 0:
+		a.LDQ = int64(sh.qDim + 2)
+		q := newTensor(t, dt, sh.n*int(a.LDQ)).fill(rng, 2)
+		kv := newTensor(t, dt, sh.n*int(a.LDKV)).fill(rng, 2)
+		a.Q, a.KV = q.addr, kv.addr
+		return []*tensor{q, kv}
+	}
+	kv := newTensor(t, dt, sh.n*int(a.LDKV)).fill(rng, 2)
+	a.KV = kv.addr
+	return []*tensor{kv}
+}
+
+// requireSameElems fails at the first element whose bytes differ.
+func requireSameElems(t *testing.T, what string, got, want *tensor) {
+	t.Helper()
+	es := int(want.dt.Size())
+	for i := 0; i < want.n; i++ {
+		if string(got.raw[i*es:(i+1)*es]) != string(want.raw[i*es:(i+1)*es]) {
+			require.Failf(t, what+" differs", "element %d of %d: got %v, want %v", i, want.n, got.get(i), want.get(i))
+		}
+	}
+}
+
+// TestMLAPrep: the fused op writes exactly the bytes of the ops it replaces (rmsnorm q, rmsnorm
+// kv, rope k_pe, kv_store), in q, kv and the cache, whatever the dtypes and layout.
+func TestMLAPrep(t *testing.T) {
+	b := testBackend(t)
+	shapes := []prepShape{{1, 1536, 512, 64, true}, {5, 1536, 512, 64, false}, {3, 0, 512, 64, false},
+		{7, 7, 13, 6, true}, {2, 0, 5, 2, false}, {4, 9, 3, 4, false}}
+	wdts := []backend.DType{backend.F32, backend.BF16, backend.F16}
+	for si, sh := range shapes {
+		for _, dt := range actDTypes {
+			for _, cd := range actDTypes {
+				qw, kvw := wdts[si%3], wdts[(si+1)%3]
+				name := fmt.Sprintf("n=%d/q=%d/latent=%d/rope=%d/stacked=%v/x=%s/cache=%s", sh.n, sh.qDim, sh.latent,
+					sh.rope, sh.stacked, dt, cd)
+				t.Run(name, func(t *testing.T) {
+					fused, got := prepBufs(t, seedRand(name), sh, dt, cd, qw, kvw)
+					seq, want := prepBufs(t, seedRand(name), sh, dt, cd, qw, kvw)
+					require.NoError(t, b.MLAPrep(fused))
+					require.NoError(t, backend.MLAPrepUnfused(b, seq))
+					for i := range want {
+						requireSameElems(t, fmt.Sprintf("buffer %d (rows..., cache)", i), got[i], want[i])
+					}
+				})
+			}
+		}
+	}
+	good, _ := prepBufs(t, seedRand("errors"), prepShape{2, 4, 6, 4, true}, backend.F32, backend.BF16, backend.F32,
+		backend.F32)
+	bad := func(f func(a *backend.MLAPrepArgs)) *backend.MLAPrepArgs {
+		a := *good
+		f(&a)
+		return &a
+	}
+	for what, a := range map[string]*backend.MLAPrepArgs{
+		"cache":     bad(func(a *backend.MLAPrepArgs) { a.Cache = 0 }),
+		"q":         bad(func(a *backend.MLAPrepArgs) { a.Q = 0 }),
+		"ld_kv":     bad(func(a *backend.MLAPrepArgs) { a.LDKV = 9 }),
+		"ld_q":      bad(func(a *backend.MLAPrepArgs) { a.LDQ = 3 }),
+		"rope_dim":  bad(func(a *backend.MLAPrepArgs) { a.RopeDim = 3 }),
+		"latent":    bad(func(a *backend.MLAPrepArgs) { a.Latent = 0 }),
+		"n":         bad(func(a *backend.MLAPrepArgs) { a.N = 0 }),
+		"q_dim":     bad(func(a *backend.MLAPrepArgs) { a.QDim = -1 }),
+		"eps":       bad(func(a *backend.MLAPrepArgs) { a.Eps = -1 }),
+		"kv_weight": bad(func(a *backend.MLAPrepArgs) { a.KVWeight = 0 }),
+	} {
+		err := b.MLAPrep(a)
+		requireErr(t, err, backend.StatusInvalid)
+		require.Contains(t, err.Error(), what)
+	}
+	for what, a := range map[string]*backend.MLAPrepArgs{
+		"dtype":       bad(func(a *backend.MLAPrepArgs) { a.DType = backend.F16 }),
+		"cache_dtype": bad(func(a *backend.MLAPrepArgs) { a.CacheDType = backend.F8E4M3 }),
+		"q_w_dtype":   bad(func(a *backend.MLAPrepArgs) { a.QWDType = backend.F8E4M3 }),
+		"kv_w_dtype":  bad(func(a *backend.MLAPrepArgs) { a.KVWDType = backend.I32 }),
+	} {
+		err := b.MLAPrep(a)
+		requireErr(t, err, backend.StatusUnsupported)
+		require.Contains(t, err.Error(), what)
+	}
+	// q_dim 0 needs neither q nor its weight
+	require.NoError(t, b.MLAPrep(bad(func(a *backend.MLAPrepArgs) { a.QDim, a.Q, a.QWeight, a.QWDType = 0, 0, 0, 99 })))
+}
+
 // ---- argmax ----
 
 func TestArgmax(t *testing.T) {
@@ -492,6 +628,7 @@ func TestNullArgs(t *testing.T) {
 		"rope":        func() error { return b.Rope(nil) },
 		"kv_store":    func() error { return b.KVStore(nil) },
 		"kv_gather":   func() error { return b.KVGather(nil) },
+		"mla_prep":    func() error { return b.MLAPrep(nil) },
 		"mla_prefill": func() error { return b.MLAPrefill(nil) },
 		"mla_decode":  func() error { return b.MLADecode(nil) },
 		"silu_mul":    func() error { return b.SiluMul(nil) },

@@ -229,6 +229,9 @@ func (b *Backend) KVStore(a *backend.KVStoreArgs) error {
 func (b *Backend) KVGather(a *backend.KVGatherArgs) error {
 	return kernel(b, "kv_gather", b.lib.kvGather, a)
 }
+func (b *Backend) MLAPrep(a *backend.MLAPrepArgs) error {
+	return kernel(b, "mla_prep", b.lib.mlaPrep, a)
+}
 func (b *Backend) MLAPrefill(a *backend.MLAPrefillArgs) error {
 	return kernel(b, "mla_prefill", b.lib.mlaPrefill, a)
 }

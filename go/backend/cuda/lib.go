@@ -68,6 +68,7 @@ type lib struct {
 	rope             func(a, s uintptr) int32
 	kvStore          func(a, s uintptr) int32
 	kvGather         func(a, s uintptr) int32
+	mlaPrep          func(a, s uintptr) int32
 	mlaPrefill       func(a, s uintptr) int32
 	mlaPrefillWS     func(a uintptr) int64
 	mlaDecode        func(a, s uintptr) int32
@@ -239,6 +240,7 @@ func (l *lib) bind() (err error) {
 	reg(&l.rope, "dg_rope")
 	reg(&l.kvStore, "dg_kv_store")
 	reg(&l.kvGather, "dg_kv_gather")
+	reg(&l.mlaPrep, "dg_mla_prep")
 	reg(&l.mlaPrefill, "dg_mla_prefill")
 	reg(&l.mlaPrefillWS, "dg_mla_prefill_workspace_size")
 	reg(&l.mlaDecode, "dg_mla_decode")

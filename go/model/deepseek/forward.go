@@ -424,61 +424,21 @@ func (m *Model) attention(p *stepPlan, l int) error {
 	act := m.Opts.ActDType
 	T, H := int64(p.rows), int64(c.HiddenSize)
 	heads, qk := int64(c.NumAttentionHeads), int64(c.QKHeadDim())
-	nope, rope, vd := int64(c.QkNopeHeadDim), int64(c.QkRopeHeadDim), int64(c.VHeadDim)
+	nope, vd := int64(c.QkNopeHeadDim), int64(c.VHeadDim)
 	lat := int64(c.KvLoraRank)
-	width := lat + rope
 	es := act.Size()
 
-	// q = q_b(norm(q_a(x))) or q_proj(x); kv_a -> [c | k_pe], c normalised in place. With q_a and
-	// kv_a stacked, one linear writes [q_a | kv_a] per row (stride qr + width).
-	qa, ldqa := w.qa, int64(c.QLoraRank)
-	kva, ldkv := w.kva, width
-	if a.hasQLora && a.qkvA.Data != 0 {
-		ld := int64(c.QLoraRank) + width
-		if err := m.linear(w.x, H, a.qkvA, w.qkva, ld, T, act, false); err != nil {
-			return err
-		}
-		qa, ldqa = w.qkva, ld
-		kva, ldkv = w.qkva+uintptr(int64(c.QLoraRank)*es), ld
-	}
-	if a.hasQLora {
-		qr := int64(c.QLoraRank)
-		if a.qkvA.Data == 0 {
-			if err := m.linear(w.x, H, a.qA, qa, ldqa, T, act, false); err != nil {
-				return err
-			}
-		}
-		// transformers builds q_a_layernorm and kv_a_layernorm with eps 1e-6 whatever rms_norm_eps says.
-		if err := be.RMSNorm(&backend.RMSNormArgs{X: qa, Weight: a.qANorm.ptr, Out: qa, N: T, Dim: qr,
-			LDX: ldqa, LDOut: ldqa, Eps: 1e-6, XDType: act, WDType: a.qANorm.dtype, OutDType: act}); err != nil {
-			return err
-		}
-		if err := m.linear(qa, ldqa, a.qB, w.q, heads*qk, T, act, false); err != nil {
-			return err
-		}
-	} else if err := m.linear(w.x, H, a.q, w.q, heads*qk, T, act, false); err != nil {
-		return err
-	}
-	if !a.hasQLora || a.qkvA.Data == 0 {
-		if err := m.linear(w.x, H, a.kvA, kva, ldkv, T, act, false); err != nil {
-			return err
-		}
-	}
-	if err := be.RMSNorm(&backend.RMSNormArgs{X: kva, Weight: a.kvANorm.ptr, Out: kva, N: T, Dim: lat,
-		LDX: ldkv, LDOut: ldkv, Eps: 1e-6, XDType: act, WDType: a.kvANorm.dtype, OutDType: act}); err != nil {
-		return err
-	}
-	if err := be.Rope(&backend.RopeArgs{X: w.q, Pos: w.pos, InvFreq: m.invFreq, NTok: T, NHeads: heads,
-		LDTok: heads * qk, LDHead: qk, Offset: nope, MScale: m.Rope.CosSinFactor, RopeDim: int32(rope), DType: act}); err != nil {
-		return err
-	}
-	if err := be.Rope(&backend.RopeArgs{X: kva, Pos: w.pos, InvFreq: m.invFreq, NTok: T, NHeads: 1,
-		LDTok: ldkv, LDHead: width, Offset: lat, MScale: m.Rope.CosSinFactor, RopeDim: int32(rope), DType: act}); err != nil {
+	// kv_a -> [c | k_pe] and q_a; one mla_prep normalises q_a and c in place, ropes k_pe and stores
+	// [c | k_pe] in the cache (all of it needs only the projections, so it comes before q_b).
+	in, err := m.attnProject(a, T)
+	if err != nil {
 		return err
 	}
 	cache := m.KV.Layers[l]
-	if err := be.KVStore(&backend.KVStoreArgs{Src: kva, Slots: w.slots, Cache: cache, N: T, LDSrc: ldkv,
-		Width: width, SrcDType: act, CacheDType: m.KV.DType}); err != nil {
+	if err := m.mlaPrep(a, in, cache, T); err != nil {
+		return err
+	}
+	if err := m.query(a, in, T); err != nil {
 		return err
 	}
 	if p.nPre > 0 {
@@ -508,6 +468,66 @@ func (m *Model) attention(p *stepPlan, l int) error {
 		}
 	}
 	return m.linear(w.ao, heads*vd, a.o, w.d, H, T, backend.F32, false)
+}
+
+// attnIn is where the attention's input projections wrote q_a (0 without q_lora) and kv_a, with
+// their row strides.
+type attnIn struct {
+	qa, kva    uintptr
+	ldqa, ldkv int64
+}
+
+// attnProject runs q_a (with q_lora) and kv_a on T rows of x. Stacked, one linear writes
+// [q_a | kv_a] per row (stride q_lora_rank + width).
+func (m *Model) attnProject(a *attnWeights, T int64) (attnIn, error) {
+	c, w, act := m.Cfg, &m.ws, m.Opts.ActDType
+	H, qr, width := int64(c.HiddenSize), int64(c.QLoraRank), int64(c.KvLoraRank+c.QkRopeHeadDim)
+	if a.hasQLora && a.qkvA.Data != 0 {
+		ld := qr + width
+		in := attnIn{qa: w.qkva, kva: w.qkva + uintptr(qr*act.Size()), ldqa: ld, ldkv: ld}
+		return in, m.linear(w.x, H, a.qkvA, w.qkva, ld, T, act, false)
+	}
+	in := attnIn{kva: w.kva, ldkv: width}
+	if a.hasQLora {
+		in.qa, in.ldqa = w.qa, qr
+		if err := m.linear(w.x, H, a.qA, w.qa, qr, T, act, false); err != nil {
+			return in, err
+		}
+	}
+	return in, m.linear(w.x, H, a.kvA, w.kva, width, T, act, false)
+}
+
+// mlaPrep normalises q_a (with q_lora) and the latent c in place, ropes k_pe and stores [c | k_pe]
+// of the T rows in the layer's cache, in one call.
+func (m *Model) mlaPrep(a *attnWeights, in attnIn, cache uintptr, T int64) error {
+	c, w, act := m.Cfg, &m.ws, m.Opts.ActDType
+	// transformers builds q_a_layernorm and kv_a_layernorm with eps 1e-6 whatever rms_norm_eps says.
+	pa := backend.MLAPrepArgs{KV: in.kva, KVWeight: a.kvANorm.ptr, Pos: w.pos, InvFreq: m.invFreq, Slots: w.slots,
+		Cache: cache, N: T, Latent: int64(c.KvLoraRank), LDKV: in.ldkv, Eps: 1e-6, MScale: m.Rope.CosSinFactor,
+		RopeDim: int32(c.QkRopeHeadDim), DType: act, KVWDType: a.kvANorm.dtype, CacheDType: m.KV.DType}
+	if a.hasQLora {
+		pa.Q, pa.QWeight, pa.QDim, pa.LDQ, pa.QWDType = in.qa, a.qANorm.ptr, int64(c.QLoraRank), in.ldqa, a.qANorm.dtype
+	}
+	return m.be.MLAPrep(&pa)
+}
+
+// query writes q = q_b(q_a) (q_a normalised by mlaPrep) or q_proj(x) for T rows into w.q, and
+// ropes each head's rope part.
+func (m *Model) query(a *attnWeights, in attnIn, T int64) error {
+	c, w, act := m.Cfg, &m.ws, m.Opts.ActDType
+	heads, qk := int64(c.NumAttentionHeads), int64(c.QKHeadDim())
+	var err error
+	if a.hasQLora {
+		err = m.linear(in.qa, in.ldqa, a.qB, w.q, heads*qk, T, act, false)
+	} else {
+		err = m.linear(w.x, int64(c.HiddenSize), a.q, w.q, heads*qk, T, act, false)
+	}
+	if err != nil {
+		return err
+	}
+	return m.be.Rope(&backend.RopeArgs{X: w.q, Pos: w.pos, InvFreq: m.invFreq, NTok: T, NHeads: heads,
+		LDTok: heads * qk, LDHead: qk, Offset: int64(c.QkNopeHeadDim), MScale: m.Rope.CosSinFactor,
+		RopeDim: int32(c.QkRopeHeadDim), DType: act})
 }
 
 func (m *Model) prefillAttention(p *stepPlan, l int, cache uintptr) error {
