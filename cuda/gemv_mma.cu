@@ -73,11 +73,17 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_mma_kernel(const bf *__restri
     const bool oka = g < nrow, okb = g + 8 < nrow;
     const char *wa = (const char *)w.data + (oka ? wr0 + g : 0) * w.ld * ES;
     const char *wb = (const char *)w.data + (okb ? wr0 + g + 8 : 0) * w.ld * ES;
-    const bf *xg = x + g * ld_x + (live ? h : 0) * hd.ld_x_head; /* read only for rows < m */
+    const bf *xr[NT];
+    bool xok[NT];
+#pragma unroll
+    for (int q = 0; q < NT; q++) {
+        xok[q] = g + 8 * q < m;
+        xr[q] = x + (xok[q] ? g + 8 * q : 0) * ld_x + (live ? h : 0) * hd.ld_x_head;
+    }
     const float *srow = FP8 && nrow > 0 ? gemv_tile_scale_row(w, wr0) : nullptr;
 
     float acc[NT][4] = {};
-    if (nrow > 0) gemv_tile_dot<FP8, NT>(wa, wb, oka, okb, srow, w.block_cols, w.cols, xg, ld_x, m, ks, S, acc);
+    if (nrow > 0) gemv_tile_dot<FP8, NT>(wa, wb, oka, okb, srow, w.block_cols, w.cols, xr, xok, ks, S, acc);
 
     if (S > 1) {
 #pragma unroll

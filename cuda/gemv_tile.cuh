@@ -30,24 +30,21 @@ __host__ __device__ __forceinline__ bool gemv_tile_layout_ok(const dg_weight &w)
 
 /* acc += this warp's part of D[16 rows][8 NT x rows] = W[r0 .. r0+16) . x^T over the column
  * iterations ks, ks + S, ... Lane (g = lane/4, t = lane%4): wa/wb are rows r0+g and r0+g+8
- * (oka/okb: they exist), xg is x row g and x row g + 8q is xg + 8q ld_x (rows >= m give zeros),
- * srow the fp8 scale row of the tile's 128-row block. acc[q][0..1]: row g, x rows 8q + 2t and
+ * (oka/okb: they exist), xr[q] is the lane's x row of group q, row g + 8q (xok[q]: it exists;
+ * missing rows give zeros), srow the fp8 scale row of the tile's 128-row block. acc[q][0..1]: row g, x rows 8q + 2t and
  * 8q + 2t + 1; acc[q][2..3]: row g+8. The weights are 16-byte streaming loads, read once for all
  * NT groups; x rows 16-byte aligned. */
 template <bool FP8, int NT>
 __device__ __forceinline__ void gemv_tile_dot(const char *wa, const char *wb, bool oka, bool okb, const float *srow,
-                                              int64_t block_cols, int64_t cols, const __nv_bfloat16 *xg,
-                                              int64_t ld_x, int64_t m, int64_t ks, int S, float (&acc)[NT][4]) {
+                                              int64_t block_cols, int64_t cols, const __nv_bfloat16 *const (&xr)[NT],
+                                              const bool (&xok)[NT], int64_t ks, int S, float (&acc)[NT][4]) {
     constexpr int U = gemv_tile_u<NT>();
     constexpr int ECH = FP8 ? 16 : 8; /* columns per 16-byte chunk */
     constexpr int RC = 4 * ECH;       /* columns per round */
     constexpr int IC = U * RC;        /* columns per iteration */
     constexpr int ES = FP8 ? 1 : 2;   /* weight element bytes */
     constexpr int XC = FP8 ? 2 : 1;   /* 16-byte x chunks per weight chunk */
-    const int g = (threadIdx.x & 31) >> 2, t = (threadIdx.x & 31) & 3;
-    bool xok[NT];
-#pragma unroll
-    for (int q = 0; q < NT; q++) xok[q] = g + 8 * q < m;
+    const int t = (threadIdx.x & 31) & 3;
     const int64_t nit = (cols + IC - 1) / IC;
     for (int64_t it = ks; it < nit; it += S) {
         const int64_t cb = it * IC;
@@ -63,7 +60,7 @@ __device__ __forceinline__ void gemv_tile_dot(const char *wa, const char *wb, bo
             for (int q = 0; q < NT; q++)
 #pragma unroll
                 for (int h = 0; h < XC; h++)
-                    X[u][q][h] = ok && xok[q] ? *(const uint4 *)(xg + 8 * q * ld_x + c + 8 * h) : z;
+                    X[u][q][h] = ok && xok[q] ? *(const uint4 *)(xr[q] + c + 8 * h) : z;
         }
 #pragma unroll
         for (int u = 0; u < U; u++) {

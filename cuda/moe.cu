@@ -26,7 +26,10 @@
  *   silu(g) * u (f32, rows padded to 4). down: grid (hidden/4, n), the 8 warps share the
  *   (row, k) dot products with H, then one thread per row combines them in k order with the
  *   routing weights and the accumulate. fp8 weights: block scale per 16-byte chunk. BF16 x
- *   with aligned rows takes the tensor-core GEMVs of moe_gemv_mma.cu instead.
+ *   with aligned rows takes the tensor-core GEMVs of moe_gemv_mma.cu instead; from the n where
+ *   tokens share experts often (uniform routing: > 10% of the reads repeated) up to 32 tokens,
+ *   after steps 1-3, its sorted GEMVs (each chosen expert read once for all its rows) write H
+ *   and O, and step 7 combines.
  *   Nothing is copied to the host, so the whole call can be graph-captured.
  *   BF16 x: gemm.cuh's fast tiles (BN=128, cp.async + ldmatrix) for BF16 experts with aligned rows,
  *   its fast fp8 tile (e4m3 staged as bytes, converted exactly to bf16 in registers, block scales
@@ -665,7 +668,8 @@ DG_API dg_status dg_moe_ffn(const dg_moe_ffn_args *a, dg_stream s) {
     cudaStream_t cs = stream_of(s);
     const int E = a->n_experts;
     const bool w8a8 = a->mode == DG_LINEAR_W8A8;
-    if (!w8a8 && a->n <= MOE_GEMV_MAX_N && a->hidden <= MV_MAX_HIDDEN && a->top_k <= 32) {
+    const bool grouped = moe_gemv_mma_grouped_ok(a);
+    if (!w8a8 && !grouped && a->n <= MOE_GEMV_MAX_N && a->hidden <= MV_MAX_HIDDEN && a->top_k <= 32) {
         /* decode: read only the chosen experts' rows, at full bandwidth, in two launches */
         if (moe_gemv_mma_ok(a)) return moe_gemv_mma(a, (__nv_bfloat16 *)G, cs);
         const int64_t ldh = (a->inter + 3) / 4 * 4;
@@ -703,6 +707,10 @@ DG_API dg_status dg_moe_ffn(const dg_moe_ffn_args *a, dg_stream s) {
     DG_LAUNCHED("moe_plan_kernel");
     moe_scatter_kernel<<<cgrid, 256, 0, cs>>>(a->ids, L.A, a->top_k, E, cursor, rows, pos);
     DG_LAUNCHED("moe_scatter_kernel");
+    if (grouped) {
+        if (dg_status err = moe_gemv_mma_grouped(a, offsets, rows, (__nv_bfloat16 *)G, O, cs)) return err;
+        return moe_combine(a, O, pos, cs);
+    }
 
     dim3 g1((unsigned)ceil_div(a->inter, GEMM_BN), (unsigned)L.max_tiles);
     dim3 g2((unsigned)ceil_div(a->hidden, GEMM_BN), (unsigned)L.max_tiles);

@@ -79,10 +79,13 @@ func TestMoEFFN(t *testing.T) {
 		{16, 6, 512, 320, 3, false}, // the SIMT GEMV path with aligned rows (16-byte loads, fp8 chunk scales)
 		{16, 4, 384, 256, 129, false},
 		// bf16 x with 16-byte rows: the tensor-core GEMVs (split-K, partial row tiles, fp8 tiles,
-		// and the per-row fallback inside them for f32/f16 experts and fp8 down rows of 200)
+		// and the per-row fallback inside them for f32/f16 experts and fp8 down rows of 200);
+		// one read per assignment where tokens seldom share experts, else sorted by expert
 		{16, 6, 512, 320, 1, true},
-		{8, 3, 256, 200, 7, true},
-		{16, 8, 1024, 136, 2, true},
+		{64, 2, 256, 128, 3, true},
+		{8, 3, 256, 200, 7, true},   // sorted
+		{16, 8, 1024, 136, 2, true}, // sorted
+		{4, 2, 256, 128, 20, true},  // sorted, ~10 rows per expert: two passes of 8
 		{32, 20, 256, 128, 1, true}, // top_k > 16: back to the SIMT GEMVs
 	}
 	for _, sh := range shapes {
