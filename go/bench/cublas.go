@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,7 +15,6 @@ import (
 	"github.com/ebitengine/purego"
 
 	"github.com/deepgo/deepgo/go/backend"
-	"github.com/deepgo/deepgo/go/weights"
 )
 
 // The library baseline of `deepgo bench kernels`: cuBLAS's cublasGemmEx, loaded at run time with
@@ -52,18 +52,107 @@ type cublasLib struct {
 	gemmEx  func(h uintptr, ta, tb, m, n, k int32, alpha unsafe.Pointer, a uintptr, at, lda int32, b uintptr, bt,
 		ldb int32, beta unsafe.Pointer, c uintptr, ct, ldc, compute, algo int32) int32
 	statusString func(st int32) string // nil when the library lacks it
-	// The driver, to make device d's primary context current on the calling thread (d > 0 only:
-	// cuBLAS's runtime picks device 0's primary context on a thread with none current).
-	cuDeviceGet           func(dev *int32, ordinal int32) int32
-	cuDevicePrimaryRetain func(ctx *uintptr, dev int32) int32
-	cuCtxSetCurrent       func(ctx uintptr) int32
+	drv          *cuDriver
 }
 
+// cuDriver is the driver, to make device d's primary context current on the calling thread (d > 0
+// only: the libraries' runtime picks device 0's primary context on a thread with none current).
+type cuDriver struct {
+	deviceGet     func(dev *int32, ordinal int32) int32
+	primaryRetain func(ctx *uintptr, dev int32) int32
+	ctxSetCurrent func(ctx uintptr) int32
+}
+
+// loadDriver, loadCublas and loadCublasLt open their library once per process.
 var (
-	cublasOnce   sync.Once
-	cublasLoaded *cublasLib
-	cublasErr    error
+	loadDriver   = sync.OnceValues(openDriver)
+	loadCublas   = sync.OnceValues(openCublasLib)
+	loadCublasLt = sync.OnceValues(openCublasLtLib)
 )
+
+func openDriver() (*cuDriver, error) {
+	if runtime.GOOS != "linux" {
+		return nil, fmt.Errorf("only loaded on Linux (this is %s)", runtime.GOOS)
+	}
+	cu, err := purego.Dlopen("libcuda.so.1", purego.RTLD_NOW|purego.RTLD_GLOBAL)
+	if err != nil {
+		return nil, fmt.Errorf("the NVIDIA driver library libcuda.so.1 cannot be loaded (%w)", err)
+	}
+	d := &cuDriver{}
+	for _, f := range []struct {
+		fptr any
+		name string
+	}{{&d.deviceGet, "cuDeviceGet"}, {&d.primaryRetain, "cuDevicePrimaryCtxRetain"}, {&d.ctxSetCurrent, "cuCtxSetCurrent"}} {
+		if err := bindFunc(cu, f.fptr, f.name); err != nil {
+			return nil, fmt.Errorf("libcuda.so.1: %w", err)
+		}
+	}
+	return d, nil
+}
+
+// primaryContext makes device dev's primary context current on the calling (locked) thread and
+// returns it; 0 for device 0, whose context the runtime takes by itself.
+func (d *cuDriver) primaryContext(dev int) (uintptr, error) {
+	if dev <= 0 {
+		return 0, nil
+	}
+	var dd int32
+	if st := d.deviceGet(&dd, int32(dev)); st != 0 {
+		return 0, fmt.Errorf("cuDeviceGet(%d): CUresult %d", dev, st)
+	}
+	var ctx uintptr
+	if st := d.primaryRetain(&ctx, dd); st != 0 {
+		return 0, fmt.Errorf("cuDevicePrimaryCtxRetain(%d): CUresult %d", dev, st)
+	}
+	if st := d.ctxSetCurrent(ctx); st != 0 {
+		return 0, fmt.Errorf("cuCtxSetCurrent: CUresult %d", st)
+	}
+	return ctx, nil
+}
+
+// makeCurrent makes ctx (from primaryContext) current on the calling thread; 0 does nothing.
+func (d *cuDriver) makeCurrent(ctx uintptr) {
+	if ctx != 0 {
+		_ = d.ctxSetCurrent(ctx)
+	}
+}
+
+// bindFunc registers lib's C function name into fptr: a missing symbol (an older library) is an
+// error, not purego's panic.
+func bindFunc(lib uintptr, fptr any, name string) (err error) {
+	if _, e := purego.Dlsym(lib, name); e != nil {
+		return fmt.Errorf("symbol %s missing", name)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("binding %s: %v", name, r)
+		}
+	}()
+	purego.RegisterLibFunc(fptr, lib, name)
+	return nil
+}
+
+// dlopenFirst opens the first candidate that loads; a candidate with a folder is tried only when the
+// file is there, after pre(path) (nil: nothing). It returns the handle and path (0, "" when none
+// loads) and the candidates that failed.
+func dlopenFirst(cands []string, pre func(path string)) (uintptr, string, []string) {
+	var tried []string
+	for _, p := range cands {
+		if strings.Contains(p, "/") {
+			if _, e := os.Stat(p); e != nil {
+				continue
+			}
+			if pre != nil {
+				pre(p)
+			}
+		}
+		if h, e := purego.Dlopen(p, purego.RTLD_NOW|purego.RTLD_LOCAL); e == nil {
+			return h, p, tried
+		}
+		tried = append(tried, p)
+	}
+	return 0, "", tried
+}
 
 // cublasCandidates: $DEEPGO_CUBLAS (a file), then the sonames the dynamic loader finds, then the
 // toolkit's usual folders.
@@ -90,65 +179,36 @@ func cublasCandidates() []string {
 	return out
 }
 
-func loadCublas() (*cublasLib, error) {
-	cublasOnce.Do(func() { cublasLoaded, cublasErr = openCublasLib() })
-	return cublasLoaded, cublasErr
-}
-
-func openCublasLib() (l *cublasLib, err error) {
-	if runtime.GOOS != "linux" {
-		return nil, fmt.Errorf("%w: only loaded on Linux (this is %s)", ErrNoCublas, runtime.GOOS)
-	}
-	cu, err := purego.Dlopen("libcuda.so.1", purego.RTLD_NOW|purego.RTLD_GLOBAL)
+func openCublasLib() (*cublasLib, error) {
+	drv, err := loadDriver()
 	if err != nil {
-		return nil, fmt.Errorf("%w: the NVIDIA driver library libcuda.so.1 cannot be loaded (%v)", ErrNoCublas, err)
+		return nil, fmt.Errorf("%w: %w", ErrNoCublas, err)
 	}
-	var h uintptr
-	var tried []string
-	for _, p := range cublasCandidates() {
-		if strings.Contains(p, "/") {
-			if _, e := os.Stat(p); e != nil {
-				continue
-			}
-			// Its libcublasLt beside it first, so a folder outside the loader's path works.
-			lt := filepath.Join(filepath.Dir(p), strings.Replace(filepath.Base(p), "libcublas.", "libcublasLt.", 1))
-			if _, e := os.Stat(lt); e == nil {
-				_, _ = purego.Dlopen(lt, purego.RTLD_NOW|purego.RTLD_GLOBAL)
-			}
+	// Its libcublasLt beside it first, so a folder outside the loader's path works.
+	preloadLt := func(p string) {
+		lt := filepath.Join(filepath.Dir(p), strings.Replace(filepath.Base(p), "libcublas.", "libcublasLt.", 1))
+		if _, e := os.Stat(lt); e == nil {
+			_, _ = purego.Dlopen(lt, purego.RTLD_NOW|purego.RTLD_GLOBAL)
 		}
-		hh, e := purego.Dlopen(p, purego.RTLD_NOW|purego.RTLD_LOCAL)
-		if e == nil {
-			h, l = hh, &cublasLib{path: p}
-			break
-		}
-		tried = append(tried, p)
 	}
-	if l == nil {
+	h, path, tried := dlopenFirst(cublasCandidates(), preloadLt)
+	if h == 0 {
 		return nil, fmt.Errorf("%w: libcublas.so.13 / .12 not found (tried %s; set DEEPGO_CUBLAS to the file)", ErrNoCublas,
 			strings.Join(tried, ", "))
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			l, err = nil, fmt.Errorf("%w: %s: %v", ErrNoCublas, l.path, r)
+	l := &cublasLib{path: path, drv: drv}
+	for _, f := range []struct {
+		fptr any
+		name string
+	}{{&l.create, "cublasCreate_v2"}, {&l.destroy, "cublasDestroy_v2"}, {&l.stream, "cublasSetStream_v2"},
+		{&l.version, "cublasGetVersion_v2"}, {&l.gemmEx, "cublasGemmEx"}} {
+		if err := bindFunc(h, f.fptr, f.name); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrNoCublas, path, err)
 		}
-	}()
-	reg := func(lib uintptr, fptr any, name string) {
-		if _, e := purego.Dlsym(lib, name); e != nil {
-			panic(fmt.Sprintf("symbol %s missing", name))
-		}
-		purego.RegisterLibFunc(fptr, lib, name)
 	}
-	reg(h, &l.create, "cublasCreate_v2")
-	reg(h, &l.destroy, "cublasDestroy_v2")
-	reg(h, &l.stream, "cublasSetStream_v2")
-	reg(h, &l.version, "cublasGetVersion_v2")
-	reg(h, &l.gemmEx, "cublasGemmEx")
-	if _, e := purego.Dlsym(h, "cublasGetStatusString"); e == nil {
-		purego.RegisterLibFunc(&l.statusString, h, "cublasGetStatusString")
+	if bindFunc(h, &l.statusString, "cublasGetStatusString") != nil {
+		l.statusString = nil
 	}
-	reg(cu, &l.cuDeviceGet, "cuDeviceGet")
-	reg(cu, &l.cuDevicePrimaryRetain, "cuDevicePrimaryCtxRetain")
-	reg(cu, &l.cuCtxSetCurrent, "cuCtxSetCurrent")
 	return l, nil
 }
 
@@ -175,44 +235,58 @@ type streamer interface {
 	DeviceIndex() int
 }
 
+// target is where a library handle for a backend goes: its stream (own: the backend's, else the
+// default stream: the bench syncs around every timing anyway) and, on a device other than 0, its
+// primary context.
+type target struct {
+	stream, ctx uintptr
+	own         bool
+}
+
+// openTarget starts opening a handle on be: why be is not a CUDA device, if it is not (wrapping
+// sentinel); the library (load); then, on the calling thread, which the caller keeps locked, be's
+// device's primary context made current.
+func openTarget[L any](be backend.Backend, sentinel error, load func() (*L, error)) (*L, target, error) {
+	var t target
+	if be.HostIsDevice() {
+		return nil, t, fmt.Errorf("%w: the %s backend is not a CUDA device", sentinel, be.Name())
+	}
+	if be.Name() != "cuda" {
+		return nil, t, fmt.Errorf("%w: the %s backend is not CUDA", sentinel, be.Name())
+	}
+	l, err := load()
+	if err != nil {
+		return nil, t, err
+	}
+	dev := 0
+	if s, ok := be.(streamer); ok {
+		t.stream, dev, t.own = s.Stream(), s.DeviceIndex(), true
+	}
+	drv, err := loadDriver() // loaded by load already
+	if err == nil {
+		t.ctx, err = drv.primaryContext(dev)
+	}
+	if err != nil {
+		return nil, t, fmt.Errorf("%w: %w", sentinel, err)
+	}
+	return l, t, nil
+}
+
 // OpenCublas creates a cuBLAS handle on be's device, queued on be's stream where the backend
 // exposes it (else the default stream: the bench syncs around every timing anyway). The error,
 // when there is one, wraps ErrNoCublas and says why.
 func OpenCublas(be backend.Backend) (*Cublas, error) {
-	if be.HostIsDevice() {
-		return nil, fmt.Errorf("%w: the %s backend is not a CUDA device", ErrNoCublas, be.Name())
-	}
-	if be.Name() != "cuda" {
-		return nil, fmt.Errorf("%w: the %s backend is not CUDA", ErrNoCublas, be.Name())
-	}
-	l, err := loadCublas()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	l, t, err := openTarget(be, ErrNoCublas, loadCublas)
 	if err != nil {
 		return nil, err
 	}
-	c := &Cublas{l: l}
-	var stream uintptr
-	dev := 0
-	if s, ok := be.(streamer); ok {
-		stream, dev, c.Stream = s.Stream(), s.DeviceIndex(), true
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if dev > 0 {
-		var d int32
-		if st := l.cuDeviceGet(&d, int32(dev)); st != 0 {
-			return nil, fmt.Errorf("%w: cuDeviceGet(%d): CUresult %d", ErrNoCublas, dev, st)
-		}
-		if st := l.cuDevicePrimaryRetain(&c.ctx, d); st != 0 {
-			return nil, fmt.Errorf("%w: cuDevicePrimaryCtxRetain(%d): CUresult %d", ErrNoCublas, dev, st)
-		}
-		if st := l.cuCtxSetCurrent(c.ctx); st != 0 {
-			return nil, fmt.Errorf("%w: cuCtxSetCurrent: CUresult %d", ErrNoCublas, st)
-		}
-	}
+	c := &Cublas{l: l, ctx: t.ctx, Stream: t.own}
 	if st := l.create(&c.h); st != cublasStatusOK {
 		return nil, fmt.Errorf("%w: %s: %v", ErrNoCublas, l.path, l.errf("create", st))
 	}
-	if st := l.stream(c.h, stream); st != cublasStatusOK {
+	if st := l.stream(c.h, t.stream); st != cublasStatusOK {
 		_ = l.destroy(c.h)
 		return nil, fmt.Errorf("%w: %v", ErrNoCublas, l.errf("set stream", st))
 	}
@@ -224,10 +298,13 @@ func OpenCublas(be backend.Backend) (*Cublas, error) {
 }
 
 // Describe names the library: "cuBLAS 13.0.2 (/usr/local/cuda/lib64/libcublas.so.13)".
-func (c *Cublas) Describe() string {
-	v := c.Version
-	s := fmt.Sprintf("cuBLAS %d.%d.%d (%s", v/10000, v/100%100, v%100, c.l.path)
-	if !c.Stream {
+func (c *Cublas) Describe() string { return describeLib("cuBLAS", c.Version, c.l.path, c.Stream) }
+
+// describeLib: "name major.minor.patch (path[, default stream])" from a version major*10000 +
+// minor*100 + patch.
+func describeLib(name string, v int, path string, ownStream bool) string {
+	s := fmt.Sprintf("%s %d.%d.%d (%s", name, v/10000, v/100%100, v%100, path)
+	if !ownStream {
 		s += ", default stream"
 	}
 	return s + ")"
@@ -245,11 +322,7 @@ func (c *Cublas) Close() {
 	c.h = 0
 }
 
-func (c *Cublas) current() {
-	if c.ctx != 0 {
-		_ = c.l.cuCtxSetCurrent(c.ctx)
-	}
-}
+func (c *Cublas) current() { c.l.drv.makeCurrent(c.ctx) }
 
 func cudaType(dt backend.DType) (int32, error) {
 	switch dt {
@@ -329,65 +402,77 @@ func (c *Cublas) Gemm(g *GemmArgs) error {
 	return nil
 }
 
-// dequantFP8 makes a bf16 copy of a block-scaled e4m3 weight (w * its block's scale, rounded to
-// bf16), on the host: cuBLAS has no block-scaled fp8 GEMM, so fp8 cases run cuBLAS bf16 on the
-// same values as the reference point (and its output still compares with ours).
-func dequantFP8(a *arena, w backend.Weight) (uintptr, error) {
-	N, K := w.Rows, w.Cols
-	br, bc := int64(max(w.BlockRows, 1)), int64(max(w.BlockCols, 1))
-	raw, err := download(a.be, w.Data, (N-1)*w.LD+K)
-	if err != nil {
-		return 0, err
-	}
-	nsr, nsc := ceilDiv(N, br), ceilDiv(K, bc)
-	sb, err := download(a.be, w.Scale, nsr*nsc*4)
-	if err != nil {
-		return 0, err
-	}
-	sc := toF32(sb, backend.F32)
-	var tab [256]float32
-	for i := range tab {
-		tab[i] = weights.E4M3ToF32(uint8(i))
-	}
-	out := make([]byte, N*K*2)
-	workers := min(runtime.NumCPU(), int(N))
-	var wg sync.WaitGroup
-	for t := 0; t < workers; t++ {
-		wg.Add(1)
-		go func(t int) {
-			defer wg.Done()
-			for i := int64(t); i < N; i += int64(workers) {
-				row := raw[i*w.LD : i*w.LD+K]
-				srow := sc[(i/br)*nsc : (i/br+1)*nsc]
-				o := out[i*K*2 : (i+1)*K*2]
-				for j, b := range row {
-					v := weights.F32ToBF16(tab[b] * srow[int64(j)/bc])
-					o[2*j], o[2*j+1] = byte(v), byte(v>>8)
-				}
-			}
-		}(t)
-	}
-	wg.Wait()
-	p := a.put(out)
-	return p, a.err
-}
-
-// cublasBaseline is what runCase needs: the handle, or why there is none.
+// cublasBaseline is what runCase needs: the cuBLAS handle (bf16 cases) and the cuBLASLt one (fp8
+// cases), or why there is none.
 type cublasBaseline struct {
-	c   *Cublas
-	err error
+	c     *Cublas
+	err   error
+	lt    *CublasLt
+	ltErr error
 }
 
-// linearBaseline times cuBLAS on a linear case's own input sets (same x, same W values, fresh
-// outputs), with the same warm-up, repetitions and rotation as our kernel, after checking that
-// its output on set 0 matches ours (calls[0] has already run).
+// openBaseline opens cuBLAS and, on a GPU, cuBLASLt for the linear baseline, and measures each on
+// the ceiling's GEMM shape (where the ceilings were measured). ce.Baseline names what loaded, or
+// says why not. nil where no result needs a reason (not a GPU, no library).
+func openBaseline(be backend.Backend, gpu bool, co CeilingOptions, ce *Ceilings, log io.Writer) *cublasBaseline {
+	b := &cublasBaseline{}
+	var parts []string
+	if c, err := OpenCublas(be); err != nil {
+		b.err = err
+		parts = append(parts, err.Error())
+		logf(log, "%v: the baseline columns read -", err)
+	} else {
+		b.c = c
+		rate := func() (float64, error) { return cublasGEMMCeiling(be, c, co) }
+		parts = append(parts, c.Describe()+libCeiling(ce, log, "cuBLAS gemm", rate, &ce.CublasGEMMTFLOPs))
+	}
+	// Off a GPU cuBLASLt fails for the same reason as cuBLAS: said once.
+	if gpu {
+		parts = append(parts, b.openLt(be, co, ce, log))
+	}
+	ce.Baseline = strings.Join(parts, "; ")
+	if !gpu && b.c == nil {
+		return nil
+	}
+	return b
+}
+
+// libCeiling measures one library's rate on the ceiling's shape into *into, where the ceilings
+// were measured; it returns what ceilings.baseline adds ("; <what> ceiling: <error>" or "").
+func libCeiling(ce *Ceilings, log io.Writer, what string, rate func() (float64, error), into *float64) string {
+	if ce.Error != "" {
+		return ""
+	}
+	logf(log, "measuring the %s ceiling", what)
+	t, err := rate()
+	if err != nil {
+		return "; " + what + " ceiling: " + err.Error()
+	}
+	*into = t
+	return ""
+}
+
+// close destroys the handles.
+func (b *cublasBaseline) close() {
+	if b == nil {
+		return
+	}
+	b.c.Close()
+	if err := b.lt.Close(); err != nil {
+		b.ltErr = err
+	}
+}
+
+// linearBaseline times the library on a linear case's own input sets (same x, same W, fresh
+// outputs), with the same warm-up, repetitions and rotation as our kernel, after checking its
+// output on set 0 (calls[0] has already run). bf16 weights: cuBLAS bf16, checked against ours; fp8
+// weights: cuBLASLt fp8 (fp8Baseline).
 func (b *cublasBaseline) linearBaseline(be backend.Backend, a *arena, kc kcase, calls []*kcall, o KernelOptions,
 	oursMedian float64) *Baseline {
-	lin := calls[0].lin
-	bl := &Baseline{Lib: "cublas", Variant: "cublasGemmEx bf16 x bf16 W, f32 compute"}
-	if lin.W.DType == backend.F8E4M3 {
-		bl.Variant = "cublasGemmEx bf16, W = the case's fp8 weight dequantized to bf16 (cuBLAS has no block-scaled fp8): a reference point"
+	if calls[0].lin.W.DType == backend.F8E4M3 {
+		return b.fp8Baseline(be, a, kc, calls, o, oursMedian)
 	}
+	bl := &Baseline{Lib: "cublas", Variant: "cublasGemmEx bf16 x bf16 W, f32 compute"}
 	if b == nil || b.c == nil {
 		err := b.errOr()
 		bl.Error = err.Error()
@@ -404,21 +489,12 @@ func (b *cublasBaseline) linearBaseline(be backend.Backend, a *arena, kc kcase, 
 			bl.Error = fmt.Sprintf("x is %v: the baseline runs bf16 activations only", l.XDType)
 			return bl
 		}
-		g := &GemmArgs{X: l.X, W: l.W.Data, M: l.M, N: l.W.Rows, K: l.W.Cols, LDX: l.LDX, LDW: l.W.LD, LDY: l.LDY,
-			XDType: backend.BF16, YDType: l.YDType, Accumulate: l.Accumulate != 0}
-		switch l.W.DType {
-		case backend.BF16:
-		case backend.F8E4M3:
-			p, err := dequantFP8(a, l.W)
-			if err != nil {
-				bl.Error = "dequantizing the fp8 weight: " + err.Error()
-				return bl
-			}
-			g.W, g.LDW = p, l.W.Cols
-		default:
+		if l.W.DType != backend.BF16 {
 			bl.Error = fmt.Sprintf("weight %v: no cuBLAS baseline", l.W.DType)
 			return bl
 		}
+		g := &GemmArgs{X: l.X, W: l.W.Data, M: l.M, N: l.W.Rows, K: l.W.Cols, LDX: l.LDX, LDW: l.W.LD, LDY: l.LDY,
+			XDType: backend.BF16, YDType: l.YDType, Accumulate: l.Accumulate != 0}
 		g.Y = a.out(l.M * l.LDY * l.YDType.Size())
 		if a.err != nil {
 			bl.Error = a.err.Error()
@@ -448,18 +524,12 @@ func (b *cublasBaseline) linearBaseline(be backend.Backend, a *arena, kc kcase, 
 		var theirs []byte
 		if theirs, err = download(be, g0.Y, n); err == nil {
 			tol := math.Max(kc.tol, 1e-2)
-			what := "vs ours"
-			if lin.Mode == backend.LinearW8A8 {
-				tol, what = 8e-2, "vs ours (w8a8 quantizes x to e4m3; cuBLAS runs bf16 x)"
-			} else if lin.W.DType == backend.F8E4M3 {
-				tol = math.Max(kc.tol, 2e-2)
-			}
 			ok, e, msg := compareOut(toF32(theirs, out.dt), toF32(ours, out.dt), false, tol)
 			if !ok {
-				bl.Check, bl.Detail = "FAIL", fmt.Sprintf("cuBLAS %s, all %d rows: %s", what, out.rows, msg)
+				bl.Check, bl.Detail = "FAIL", fmt.Sprintf("cuBLAS vs ours, all %d rows: %s", out.rows, msg)
 				return bl
 			}
-			bl.Check, bl.Detail = "PASS", fmt.Sprintf("cuBLAS %s, all %d rows, rel err %.2g (tol %.2g)", what, out.rows, e, tol)
+			bl.Check, bl.Detail = "PASS", fmt.Sprintf("cuBLAS vs ours, all %d rows, rel err %.2g (tol %.2g)", out.rows, e, tol)
 		}
 	}
 	if err != nil {
@@ -467,14 +537,21 @@ func (b *cublasBaseline) linearBaseline(be backend.Backend, a *arena, kc kcase, 
 		return bl
 	}
 	i := 0
-	us, err := timeCalls(be, o, func() error {
+	timeBaseline(be, o, kc, bl, oursMedian, func() error {
 		err := b.c.Gemm(gs[i%len(gs)])
 		i++
 		return err
 	})
+	return bl
+}
+
+// timeBaseline times call (which rotates the library's input sets) exactly as ours is timed
+// (timeCalls) and fills bl's figures; an error goes in bl.Error.
+func timeBaseline(be backend.Backend, o KernelOptions, kc kcase, bl *Baseline, oursMedian float64, call func() error) {
+	us, err := timeCalls(be, o, call)
 	if err != nil {
 		bl.Error = err.Error()
-		return bl
+		return
 	}
 	bl.Stats = Summarize(us)
 	if sec := bl.Median / 1e6; sec > 0 {
@@ -482,7 +559,6 @@ func (b *cublasBaseline) linearBaseline(be backend.Backend, a *arena, kc kcase, 
 		bl.TFLOPs = kc.flops / sec / 1e12
 		bl.Ratio = oursMedian / bl.Median
 	}
-	return bl
 }
 
 func (b *cublasBaseline) errOr() error {

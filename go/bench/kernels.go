@@ -312,28 +312,10 @@ func RunKernels(o KernelOptions) (*Report, error) {
 		rep.Ceilings.Error = err.Error()
 	}
 
-	// The library baseline (cuBLAS) for linear on a CUDA device. Elsewhere (or without cuBLAS) the
-	// reason goes in ceilings.baseline and the baseline columns read "-".
-	var bl *cublasBaseline
-	if c, err := OpenCublas(be); err != nil {
-		rep.Ceilings.Baseline = err.Error()
-		logf(o.Log, "%v: the baseline columns read -", err)
-		if gpu {
-			bl = &cublasBaseline{err: err} // each linear result says why
-		}
-	} else {
-		bl = &cublasBaseline{c: c}
-		defer c.Close()
-		rep.Ceilings.Baseline = c.Describe()
-		if rep.Ceilings.Error == "" {
-			logf(o.Log, "measuring the cuBLAS gemm ceiling")
-			if t, err := cublasGEMMCeiling(be, c, co); err != nil {
-				rep.Ceilings.Baseline += "; gemm ceiling: " + err.Error()
-			} else {
-				rep.Ceilings.CublasGEMMTFLOPs = t
-			}
-		}
-	}
+	// The library baseline (cuBLAS, cuBLASLt for fp8) for linear on a CUDA device. Elsewhere (or
+	// without the library) the reason goes in ceilings.baseline and the baseline columns read "-".
+	bl := openBaseline(be, gpu, co, &rep.Ceilings, o.Log)
+	defer bl.close()
 
 	// The reference: the CPU library for a GPU; plain Go (where written) for the CPU itself.
 	var ref backend.Backend
@@ -369,10 +351,15 @@ func RunKernels(o KernelOptions) (*Report, error) {
 		return nil, fmt.Errorf("bench kernels: no case matches --filter %q", o.Filter)
 	}
 	if bl != nil && bl.c != nil {
-		rep.Notes = append(rep.Notes, "baseline (linear): cublasGemmEx, bf16 x and W, f32 compute, our y dtype, on the case's own "+
-			"input sets (same warm-up, repetitions, rotation), output checked against ours; fp8 cases run it on the fp8 weight "+
-			"dequantized to bf16 (cuBLAS has no block-scaled fp8 GEMM), a reference point moving twice the weight bytes; "+
+		rep.Notes = append(rep.Notes, "baseline (linear, bf16 weights): cublasGemmEx, bf16 x and W, f32 compute, our y dtype, on the "+
+			"case's own input sets (same warm-up, repetitions, rotation), output checked against ours; "+
 			"ours/cuBLAS = our median over its median")
+	}
+	if bl != nil && bl.lt != nil {
+		rep.Notes = append(rep.Notes, "baseline (linear, fp8 weights): cublasLtMatmul fp8, the case's e4m3 W bytes with scale 1 "+
+			"(cuBLASLt has no 128x128 block scales on sm_90) times its x quantized once per input set to e4m3 with one "+
+			"per-tensor scale (amax/448), f32 compute, bf16 out, timed like the bf16 baseline; checked against a Go product of "+
+			"those e4m3 values (not against ours, whose block scales it lacks); bytes = e4m3 W + e4m3 x + bf16 y")
 	}
 	rep.Notes = append(rep.Notes, "figures are microseconds per call (median and spread over samples; a sample times several calls in a row, rotating input sets so caches do not flatter); GB/s and TFLOP/s from the median; % of ceiling = max(bytes / copy bandwidth, FLOPs / GEMM rate) / time")
 	return rep, nil

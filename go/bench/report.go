@@ -42,20 +42,22 @@ type Ceilings struct {
 	GEMMShape  string  `json:"gemm_shape"`
 	GEMM       Stats   `json:"gemm_stats"`
 	Error      string  `json:"error,omitempty"`
-	// The library baseline (kernels): which cuBLAS ran ("cuBLAS 13.0.2 (path)"), or why none
-	// ("cuBLAS not available: ..."), and its rate on the same GEMM shape (bf16 in and out).
-	Baseline         string  `json:"baseline,omitempty"`
-	CublasGEMMTFLOPs float64 `json:"cublas_gemm_tflop_s,omitempty"`
+	// The library baseline (kernels): which cuBLAS and cuBLASLt ran ("cuBLAS 13.0.2 (path);
+	// cuBLASLt 13.0.2 (path)"), or why none ("cuBLAS not available: ..."), and their rates on the
+	// same GEMM shape: cuBLAS bf16 in and out, cuBLASLt e4m3 in (scales 1), bf16 out.
+	Baseline          string  `json:"baseline,omitempty"`
+	CublasGEMMTFLOPs  float64 `json:"cublas_gemm_tflop_s,omitempty"`
+	CublasLtFP8TFLOPs float64 `json:"cublaslt_fp8_gemm_tflop_s,omitempty"`
 }
 
 // Baseline is the library's figure for the same case (kernels; linear: cuBLAS), timed like ours:
 // same repetitions, warm-up and rotating input sets. Ratio is our median over its median (above
 // 1: ours is slower).
 type Baseline struct {
-	Lib     string `json:"lib"`     // "cublas"
-	Variant string `json:"variant"` // what ran (fp8 cases: bf16 on the dequantized weight)
+	Lib     string `json:"lib"`     // "cublas" (bf16 cases) or "cublaslt" (fp8 cases)
+	Variant string `json:"variant"` // what ran (fp8 cases: cuBLASLt fp8, x quantized per tensor)
 	Stats
-	Bytes  float64 `json:"bytes,omitempty"` // what the library's call moves (bf16 weight on fp8 cases)
+	Bytes  float64 `json:"bytes,omitempty"` // what the library's call moves (fp8 cases: e4m3 x and W, bf16 y)
 	GBs    float64 `json:"gb_s,omitempty"`
 	TFLOPs float64 `json:"tflop_s,omitempty"`
 	Ratio  float64 `json:"ours_over_baseline,omitempty"`
@@ -184,6 +186,7 @@ func (s *Stats) sanitize() {
 func (r *Report) sanitize() {
 	c := &r.Ceilings
 	c.CopyGBs, c.GEMMTFLOPs, c.CublasGEMMTFLOPs = finite(c.CopyGBs), finite(c.GEMMTFLOPs), finite(c.CublasGEMMTFLOPs)
+	c.CublasLtFP8TFLOPs = finite(c.CublasLtFP8TFLOPs)
 	c.Copy.sanitize()
 	c.GEMM.sanitize()
 	for i := range r.Results {
