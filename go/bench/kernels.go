@@ -341,7 +341,7 @@ func RunKernels(o KernelOptions) (*Report, error) {
 	}
 	cache := cacheBytes(be)
 	for _, kc := range cases {
-		if o.Filter != "" && !strings.Contains(kc.kernel+" "+kc.name, o.Filter) {
+		if !filterMatch(o.Filter, kc.kernel+" "+kc.name) {
 			continue
 		}
 		logf(o.Log, "%s %s %s", kc.shapes, kc.kernel, kc.name)
@@ -617,4 +617,18 @@ func compareOut(got, want []float32, ids bool, tol float64) (bool, float64, stri
 		return false, e, s
 	}
 	return true, e, ""
+}
+
+// filterMatch: an empty filter takes every case; else the case's text contains one of the filter's
+// "|"-separated alternatives ("|" because case names hold commas: "gate_proj,up_proj").
+func filterMatch(filter, text string) bool {
+	if filter == "" {
+		return true
+	}
+	for _, f := range strings.Split(filter, "|") {
+		if f != "" && strings.Contains(text, f) {
+			return true
+		}
+	}
+	return false
 }

@@ -183,7 +183,7 @@ func runBenchKernels(e *env, args []string) error {
 	ms := fs.IntSlice("m", nil, "linear: token counts (default 1,64,512 on a GPU; 1,64 on the CPU)")
 	fs.IntVar(&o.Ctx, "ctx", 0, "mla_decode context length (default 4096 on a GPU, 512 on the CPU)")
 	fs.IntVar(&o.DecodeBatch, "decode-batch", 0, "mla_decode batch (default 64 on a GPU, 16 on the CPU)")
-	fs.StringVar(&o.Filter, "filter", "", "only cases whose name contains this text (e.g. linear, moe_ffn, q_b_proj)")
+	fs.StringVar(&o.Filter, "filter", "", "only cases whose name contains this text, or one of several separated by | (e.g. linear, moe_ffn, 'q_b_proj|o_proj')")
 	fs.BoolVar(&o.NoCheck, "no-check", false, "skip the correctness check of the first repetition")
 	var out outputFlags
 	out.add(fs)
