@@ -276,6 +276,13 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
+/* dg_rmsnorm's row layout, shared with dg_mla_prep (which must repeat its float order): up to
+ * RMS_PER columns per thread stay in registers; the block size for a row of dim columns. */
+constexpr int RMS_PER = 8;
+__host__ __device__ inline int rmsnorm_threads(int64_t dim) {
+    return dim > 256 * RMS_PER && dim <= 1024 * RMS_PER ? 1024 : 256;
+}
+
 /* Block-wide sum; every thread gets the result. blockDim.x a multiple of 32, <= 1024.
  * `red` is __shared__ float[32]. */
 __device__ __forceinline__ float block_sum(float v, float *red) {

@@ -8,7 +8,7 @@
  *
  * It replaces rmsnorm, rmsnorm, rope and kv_store (four latency-bound launches per layer at
  * decode) and must give their bits, so each part repeats its kernel's float order: a norm sums
- * squares with the thread count dg_rmsnorm picks at that width (norm_threads), each thread over
+ * squares with the thread count dg_rmsnorm picks at that width (rmsnorm_threads), each thread over
  * the same columns j = tid + k * threads in the same order, through the same block_sum (threads
  * past the norm's count add zeros, which leave the reduction tree's result unchanged); the pairs
  * go through rope_rotate like rope_kernel; the cache gets the values as rounded into kv, converted
@@ -23,13 +23,6 @@
 using namespace dg;
 
 namespace {
-
-constexpr int RMS_PER = 8;
-
-/* The block size dg_rmsnorm launches for a row of dim columns (norm.cu). */
-__host__ __device__ inline int norm_threads(int64_t dim) {
-    return dim > 256 * RMS_PER && dim <= 1024 * RMS_PER ? 1024 : 256;
-}
 
 /* x[j] = v rounded to T and, when crow >= 0, the same value into cache row crow (kv_store's
  * conversion of what kv holds). */
@@ -49,7 +42,7 @@ __global__ void mla_prep_kernel(dg_mla_prep_args a) {
     const void *w = is_q ? a.q_weight : a.kv_weight;
     const int32_t w_dtype = is_q ? a.q_w_dtype : a.kv_w_dtype;
     const int64_t dim = is_q ? a.q_dim : a.latent;
-    const int nthr = norm_threads(dim);
+    const int nthr = rmsnorm_threads(dim);
     const bool mine = threadIdx.x < nthr;
     float wr[RMS_PER], v[RMS_PER];
     /* the weights are read-only: loaded while the previous kernel finishes */
@@ -126,7 +119,7 @@ dg_status check_args(const dg_mla_prep_args *a) {
 extern "C" DG_API dg_status dg_mla_prep(const dg_mla_prep_args *a, dg_stream s) {
     dg_status st = check_args(a);
     if (st != DG_OK || a->n == 0) return st;
-    const int threads = std::max(norm_threads(a->latent), a->q_dim > 0 ? norm_threads(a->q_dim) : 0);
+    const int threads = std::max(rmsnorm_threads(a->latent), a->q_dim > 0 ? rmsnorm_threads(a->q_dim) : 0);
     const dim3 grid((unsigned)a->n, a->q_dim > 0 ? 2 : 1);
     if (a->dtype == DG_BF16)
         launch_pdl(mla_prep_kernel<__nv_bfloat16>, grid, threads, 0, stream_of(s), *a);

@@ -314,12 +314,38 @@ __global__ void __launch_bounds__(GU_WARPS * 32, 2)
     }
 }
 
+/* Elements between H rows: 16-byte aligned bf16 rows for the tile's x loads. */
+int64_t h_stride(int64_t inter) { return (inter + 7) / 8 * 8; }
+
 bool disabled() {
     static const bool off = [] {
         const char *e = getenv("DEEPGO_MOE_GEMV");
         return e && strcmp(e, "simt") == 0;
     }();
     return off;
+}
+
+/* One group of 8 rows per pass: under uniform routing an expert rarely gets more than 8 of 32
+ * tokens (peer-7b: 3 on average), and a second pass finds its 16 rows in L2; 4 groups would cost
+ * registers (1 block per SM) on every expert for the rare crowded one. */
+constexpr int GROUPED_NT = 1;
+
+void launch_grouped(const dg_moe_ffn_args *a, const int32_t *offsets, const int32_t *rows, __nv_bfloat16 *H,
+                    float *O, cudaStream_t cs) {
+    constexpr int NT = GROUPED_NT;
+    const int64_t ldh = h_stride(a->inter);
+    const int E = a->n_experts;
+    /* about n * top_k experts are hit: size the splits for them (bf16 iterations) */
+    const int64_t hit = std::min<int64_t>(E, a->n * a->top_k);
+    const int64_t gu_tiles = ceil_div(a->inter, (int64_t)16), d_tiles = ceil_div(a->hidden, (int64_t)16);
+    const int Sg = gemv_tile_split(gu_tiles * hit, ceil_div(a->hidden, (int64_t)gemv_tile_cols<false, NT>()), GU_WARPS);
+    const int Sd = gemv_tile_split(d_tiles * hit, ceil_div(a->inter, (int64_t)gemv_tile_cols<false, NT>()), GU_WARPS);
+    dim3 g1((unsigned)ceil_div(gu_tiles, (int64_t)(GU_WARPS / Sg)), (unsigned)E);
+    launch_pdl(moe_gateup_grouped_kernel<NT>, g1, GU_WARPS * 32, 0, cs, (const bf *)a->x, a->ld_x, offsets, rows,
+               a->gate, a->up, H, ldh, a->inter, Sg);
+    dim3 g2((unsigned)ceil_div(d_tiles, (int64_t)(GU_WARPS / Sd)), (unsigned)E);
+    launch_pdl(moe_down_grouped_kernel<NT>, g2, GU_WARPS * 32, 0, cs, (const bf *)H, ldh, offsets, a->down, O,
+               a->hidden, Sd);
 }
 
 }  // namespace
@@ -332,10 +358,8 @@ bool moe_gemv_mma_ok(const dg_moe_ffn_args *a) {
     return major >= 8 && (uintptr_t)a->x % 16 == 0 && a->ld_x % 8 == 0;
 }
 
-int64_t moe_gemv_mma_ldh(int64_t inter) { return (inter + 7) / 8 * 8; }
-
 dg_status moe_gemv_mma(const dg_moe_ffn_args *a, __nv_bfloat16 *H, cudaStream_t cs) {
-    const int64_t ldh = moe_gemv_mma_ldh(a->inter), A = a->n * a->top_k;
+    const int64_t ldh = h_stride(a->inter), A = a->n * a->top_k;
     /* the expert's dtype is only known on the device: size the splits for bf16 (more iterations) */
     const int64_t gu_tiles = ceil_div(a->inter, (int64_t)16);
     const int Sg = gemv_tile_split(gu_tiles * A, ceil_div(a->hidden, (int64_t)gemv_tile_cols<false>()), GU_WARPS);
@@ -359,24 +383,6 @@ dg_status moe_gemv_mma(const dg_moe_ffn_args *a, __nv_bfloat16 *H, cudaStream_t 
     return DG_OK;
 }
 
-template <int NT>
-void launch_grouped(const dg_moe_ffn_args *a, const int32_t *offsets, const int32_t *rows, __nv_bfloat16 *H,
-                    float *O, cudaStream_t cs) {
-    const int64_t ldh = moe_gemv_mma_ldh(a->inter);
-    const int E = a->n_experts;
-    /* about n * top_k experts are hit: size the splits for them (bf16 iterations) */
-    const int64_t hit = std::min<int64_t>(E, a->n * a->top_k);
-    const int64_t gu_tiles = ceil_div(a->inter, (int64_t)16), d_tiles = ceil_div(a->hidden, (int64_t)16);
-    const int Sg = gemv_tile_split(gu_tiles * hit, ceil_div(a->hidden, (int64_t)gemv_tile_cols<false, NT>()), GU_WARPS);
-    const int Sd = gemv_tile_split(d_tiles * hit, ceil_div(a->inter, (int64_t)gemv_tile_cols<false, NT>()), GU_WARPS);
-    dim3 g1((unsigned)ceil_div(gu_tiles, (int64_t)(GU_WARPS / Sg)), (unsigned)E);
-    launch_pdl(moe_gateup_grouped_kernel<NT>, g1, GU_WARPS * 32, 0, cs, (const bf *)a->x, a->ld_x, offsets, rows,
-               a->gate, a->up, H, ldh, a->inter, Sg);
-    dim3 g2((unsigned)ceil_div(d_tiles, (int64_t)(GU_WARPS / Sd)), (unsigned)E);
-    launch_pdl(moe_down_grouped_kernel<NT>, g2, GU_WARPS * 32, 0, cs, (const bf *)H, ldh, offsets, a->down, O,
-               a->hidden, Sd);
-}
-
 bool moe_gemv_mma_grouped_ok(const dg_moe_ffn_args *a) {
     if (a->n > MOE_GROUPED_MAX_N || a->mode != DG_LINEAR_DEFAULT || !moe_gemv_mma_ok(a)) return false;
     /* Sorting costs four small launches and the combine; it pays once more than ~10% of the
@@ -388,10 +394,7 @@ bool moe_gemv_mma_grouped_ok(const dg_moe_ffn_args *a) {
 
 dg_status moe_gemv_mma_grouped(const dg_moe_ffn_args *a, const int32_t *offsets, const int32_t *rows,
                                __nv_bfloat16 *H, float *O, cudaStream_t cs) {
-    /* One group of 8 rows per pass: under uniform routing an expert rarely gets more than 8 of
-     * 32 tokens (peer-7b: 3 on average), and a second pass finds its 16 rows in L2; 4 groups
-     * would cost registers (1 block per SM) on every expert for the rare crowded one. */
-    launch_grouped<1>(a, offsets, rows, H, O, cs);
+    launch_grouped(a, offsets, rows, H, O, cs);
     DG_LAUNCHED("moe_gateup_grouped_kernel / moe_down_grouped_kernel");
     return DG_OK;
 }

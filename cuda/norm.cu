@@ -46,8 +46,6 @@ __global__ void rmsnorm_kernel(dg_rmsnorm_args a) {
     }
 }
 
-constexpr int RMS_PER = 8;
-
 template <typename XT>
 __global__ void rmsnorm_reg_kernel(dg_rmsnorm_args a) {
     __shared__ float red[32];
@@ -108,7 +106,7 @@ extern "C" DG_API dg_status dg_rmsnorm(const dg_rmsnorm_args *a, dg_stream s) {
     DG_REQUIRE(a->x && a->weight && a->out, "dg_rmsnorm: NULL pointer");
     DG_REQUIRE(a->n <= INT32_MAX, "dg_rmsnorm: n too large");
     if (a->dim <= 1024 * RMS_PER) {
-        const int threads = a->dim <= 256 * RMS_PER ? 256 : 1024;
+        const int threads = rmsnorm_threads(a->dim);
         if (a->x_dtype == DG_BF16)
             launch_pdl(rmsnorm_reg_kernel<__nv_bfloat16>, (unsigned)a->n, threads, 0, stream_of(s), *a);
         else
