@@ -255,7 +255,14 @@ DG_API dg_status dg_cuda_graph_end(dg_stream stream, void **exec) {
     DG_REQUIRE(exec != nullptr, "dg_cuda_graph_end: exec is NULL");
     *exec = nullptr;
     cudaGraph_t g = nullptr;
-    DG_CUDA(cudaStreamEndCapture(stream_of(stream), &g));
+    cudaError_t ec = cudaStreamEndCapture(stream_of(stream), &g);
+    if (ec != cudaSuccess) {
+        /* a failed capture leaves its error for cudaGetLastError, where the next kernel launch
+         * of the step (run kernel by kernel now) would find it and fail: clear it here */
+        (void)cudaGetLastError();
+        return fail(cuda_status(ec), "cudaStreamEndCapture failed: %s (%s)", cudaGetErrorString(ec),
+                    cudaGetErrorName(ec));
+    }
     cudaGraphExec_t e = nullptr;
     cudaError_t err = cudaGraphInstantiate(&e, g, 0);
     cudaGraphDestroy(g);

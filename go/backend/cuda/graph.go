@@ -1,5 +1,7 @@
 package cuda
 
+import "runtime"
+
 // Graph is a captured sequence of kernel calls (a CUDA graph), replayed with Launch. Every
 // kernel of the contract reads its per-step values (positions, lengths, block tables, tokens)
 // from device memory, so one capture per batch-size bucket serves every step: update those
@@ -46,6 +48,11 @@ func (b *Backend) CaptureGraph(record func() error) (interface {
 	Launch() error
 	Destroy() error
 }, error) {
+	// Global-mode capture must end on the OS thread that began it (else
+	// cudaErrorStreamCaptureWrongThread): hold this goroutine's thread from begin to end. The
+	// kernel calls inside lock it again, which nests.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := b.CaptureBegin(); err != nil {
 		return nil, err
 	}
