@@ -26,8 +26,9 @@
  *   W8A8  (mode DG_LINEAR_W8A8, F8E4M3 weights): x is quantised per token per bc channels to
  *         e4m3 (scale amax/448, kernel.py's act_quant) into the workspace as q*scale in f32, then
  *         the GEMV or the f32 SIMT GEMM run on it. That is an exact emulation of sum_b (x_q.w_q) * xs * ws up to
- *         f32 summation order; native e4m3 mma (sm_89+) is a later speed issue.
- *         Workspace: m * cols * 4 bytes (rounded up to 256).
+ *         f32 summation order. On H100/H200 (sm_90a), m > 32, 128x128 blocks, cols % 128 == 0: e4m3 x and
+ *         scales into the workspace and the wgmma fp8 GEMM of gemm_fp8_wgmma.cu (DEEPGO_W8A8_GEMM=emulate: never).
+ *         Workspace: m * cols * 4 bytes (rounded up to 256), or what the wgmma path needs where it applies.
  * Layout: x [m, cols] stride ld_x; y [m, rows] stride ld_y; W [rows, cols] stride ld.
  *
  * head_matmul: one small matrix per head, rows r_h = row0 + h*head_stride of W.
@@ -41,6 +42,7 @@
  * Bench: go test ./tests/kernels -run - -bench Linear
  */
 #include "gemm.cuh"
+#include "gemm_fp8_wgmma.cuh"
 #include "gemv_mma.cuh"
 #include <stdlib.h>
 #include <type_traits>
@@ -384,6 +386,9 @@ DG_API int32_t dg_linear_supported(const dg_linear_args *a) {
 
 DG_API int64_t dg_linear_workspace_size(const dg_linear_args *a) {
     if (!a || a->mode != DG_LINEAR_W8A8) return 0;
+    /* a caller that sizes at its largest m may run <= 32 rows later: those take the emulation */
+    if (w8a8_wgmma_ok(a))
+        return std::max(w8a8_wgmma_workspace_size(a), align256(std::min<int64_t>(a->m, 32) * a->w.cols * 4));
     return align256(a->m * a->w.cols * 4);
 }
 
@@ -408,6 +413,7 @@ DG_API dg_status dg_linear(const dg_linear_args *a, dg_stream s) {
         DG_REQUIRE(a->workspace != nullptr, "dg_linear: W8A8 needs a workspace of %lld bytes",
                    (long long)dg_linear_workspace_size(a));
         DG_REQUIRE(a->m <= INT32_MAX, "dg_linear: m too large");
+        if (w8a8_wgmma_ok(a)) return w8a8_wgmma(a, cs);
         float *xq = (float *)a->workspace;
         if (a->x_dtype == DG_F32)
             act_quant_kernel<float><<<(unsigned)a->m, 128, 0, cs>>>((const float *)a->x, a->ld_x, nullptr, nullptr,

@@ -90,7 +90,14 @@ func testLinear(t *testing.T, e *env, rows, cols, m int64, wd, xd, yd backend.DT
 func (e *env) runLinear(t *testing.T, r *rand.Rand, w *dweight, rows, m, ldx, ldy int64, xd, yd backend.DType,
 	mode, acc int32, tl tol) {
 	t.Helper()
-	x := e.upload(t, encode(randn(r, int(m*ldx), 1), xd))
+	e.runLinearX(t, r, randn(r, int(m*ldx), 1), w, rows, m, ldx, ldy, xd, yd, mode, acc, tl)
+}
+
+// runLinearX is runLinear with the given x values [m, ldx].
+func (e *env) runLinearX(t *testing.T, r *rand.Rand, xv []float32, w *dweight, rows, m, ldx, ldy int64,
+	xd, yd backend.DType, mode, acc int32, tl tol) {
+	t.Helper()
+	x := e.upload(t, encode(xv, xd))
 	y := e.alloc(t, m*ldy*yd.Size())
 	if acc != 0 {
 		e.fill(t, y, encode(randn(r, int(m*ldy), 1), yd))
