@@ -136,6 +136,7 @@ static long long dg_cpu_offsetof(const char *st, const char *field) {
         DG_OFF(dg_moe_gate_args, scoring);
         DG_OFF(dg_moe_gate_args, method);
         DG_OFF(dg_moe_gate_args, norm_topk_prob);
+        DG_OFF(dg_moe_gate_args, n_shared);
         return -1;
     }
     if (strcmp(st, "dg_rmsnorm_args") == 0) {
@@ -368,7 +369,7 @@ func FieldNames(structName string) []string {
 	case "dg_moe_ffn_args":
 		return []string{"x", "ids", "weights", "gate", "up", "down", "y", "workspace", "n", "hidden", "inter", "ld_x", "ld_y", "n_experts", "top_k", "x_dtype", "y_dtype", "accumulate", "mode"}
 	case "dg_moe_gate_args":
-		return []string{"logits", "bias", "ids", "weights", "n", "ld_logits", "scaling", "n_experts", "top_k", "n_group", "topk_group", "scoring", "method", "norm_topk_prob"}
+		return []string{"logits", "bias", "ids", "weights", "n", "ld_logits", "scaling", "n_experts", "top_k", "n_group", "topk_group", "scoring", "method", "norm_topk_prob", "n_shared"}
 	case "dg_rmsnorm_args":
 		return []string{"x", "residual", "weight", "out", "n", "dim", "ld_x", "ld_residual", "ld_out", "eps", "x_dtype", "w_dtype", "out_dtype"}
 	case "dg_head_matmul_args":

@@ -8,7 +8,9 @@
  *   b (GREEDY: by s over all experts, no groups). Ties go to the lower index (groups and experts).
  *   w = s[chosen]; if norm_topk_prob: w /= (sum w + 1e-20); w *= scaling.
  * ids are written in descending order of the choosing score. All in float32, one token per task.
- * Layout: logits [n, n_experts] stride ld_logits; ids, weights [n, top_k].
+ * n_shared > 0: each row then holds n_experts + j, weight 1, for j < n_shared (the shared experts
+ * as extra experts of moe_ffn's tables).
+ * Layout: logits [n, n_experts] stride ld_logits; ids, weights [n, top_k + n_shared].
  */
 #include "internal.h"
 
@@ -16,7 +18,7 @@
 
 static void gate_task(void *ctx, int64_t i0, int64_t i1) {
     const dg_moe_gate_args *a = (const dg_moe_gate_args *)ctx;
-    int E = a->n_experts, K = a->top_k;
+    int E = a->n_experts, K = a->top_k, W = a->top_k + a->n_shared;
     float s[MAXE], c[MAXE], gsc[MAXE];
     unsigned char used[MAXE];
     for (int64_t t = i0; t < i1; t++) {
@@ -64,8 +66,8 @@ static void gate_task(void *ctx, int64_t i0, int64_t i1) {
                     for (int e = 0; e < gs; e++) c[g * gs + e] = -INFINITY;
         }
         for (int e = 0; e < E; e++) used[e] = 0;
-        int32_t *ids = a->ids + t * K;
-        float *w = a->weights + t * K;
+        int32_t *ids = a->ids + t * W;
+        float *w = a->weights + t * W;
         float sum = 0;
         for (int k = 0; k < K; k++) {
             int best = -1;
@@ -79,6 +81,10 @@ static void gate_task(void *ctx, int64_t i0, int64_t i1) {
         for (int k = 0; k < K; k++) {
             if (a->norm_topk_prob) w[k] /= (sum + 1e-20f);
             w[k] *= a->scaling;
+        }
+        for (int j = 0; j < a->n_shared; j++) {
+            ids[K + j] = E + j;
+            w[K + j] = 1.0f;
         }
     }
 }
@@ -94,6 +100,7 @@ dg_status dg_moe_gate(const dg_moe_gate_args *a, dg_stream s) {
     CHECK(a->n_experts > 0 && a->n_experts <= MAXE, "dg_moe_gate: n_experts %d (1..%d)", a->n_experts, MAXE);
     CHECK(a->ld_logits >= a->n_experts, "dg_moe_gate: ld_logits %lld < n_experts", (long long)a->ld_logits);
     CHECK(a->top_k > 0 && a->top_k <= a->n_experts, "dg_moe_gate: top_k %d", a->top_k);
+    CHECK(a->n_shared >= 0 && a->n_shared <= MAXE, "dg_moe_gate: n_shared %d", a->n_shared);
     CHECK(a->scoring == DG_SCORE_SIGMOID || a->scoring == DG_SCORE_SOFTMAX, "dg_moe_gate: scoring %d", a->scoring);
     CHECK(a->method == DG_TOPK_NOAUX_TC || a->method == DG_TOPK_GREEDY || a->method == DG_TOPK_GROUP_LIMITED_GREEDY,
           "dg_moe_gate: method %d", a->method);

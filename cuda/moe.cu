@@ -8,6 +8,7 @@
  *   (GREEDY: by s, no groups), ties to the lower index, written in descending order;
  *   w = s[chosen]; norm_topk_prob: w /= sum(w) + 1e-20; w *= scaling.
  *   Scores live in shared memory (8 bytes per expert); top-k is k rounds of a warp arg-max.
+ *   n_shared: lanes top_k.. write the fixed shared-expert entries (id n_experts + j, weight 1).
  *
  * moe_ffn: y[t] (+)= sum_k w[t,k] * down_e(silu(gate_e(x[t])) * up_e(x[t])), e = ids[t,k].
  *   1. count   assignments per expert (atomics into the workspace; ids < 0 or >= n_experts skipped)
@@ -151,11 +152,15 @@ __global__ void moe_gate_kernel(dg_moe_gate_args a) {
         __syncwarp();
     }
     float sum = warp_sum(lane < a.top_k ? chosen_w : 0.f);
+    const int64_t row = t * (a.top_k + a.n_shared);
     if (lane < a.top_k) {
         float w = chosen_w;
         if (a.norm_topk_prob) w /= (sum + 1e-20f);
-        a.ids[t * a.top_k + lane] = chosen_id;
-        a.weights[t * a.top_k + lane] = w * a.scaling;
+        a.ids[row + lane] = chosen_id;
+        a.weights[row + lane] = w * a.scaling;
+    } else if (lane < a.top_k + a.n_shared) { /* the shared experts, as extra experts */
+        a.ids[row + lane] = E + lane - a.top_k;
+        a.weights[row + lane] = 1.f;
     }
 }
 
@@ -616,7 +621,9 @@ DG_API dg_status dg_moe_gate(const dg_moe_gate_args *a, dg_stream s) {
     DG_NOT_NULL(a, "dg_moe_gate");
     DG_REQUIRE(a->n_experts > 0 && a->top_k > 0 && a->top_k <= a->n_experts, "dg_moe_gate: n_experts %d, top_k %d",
                a->n_experts, a->top_k);
-    if (a->top_k > 32) return fail(DG_ERR_UNSUPPORTED, "dg_moe_gate: top_k %d > 32", a->top_k);
+    DG_REQUIRE(a->n_shared >= 0, "dg_moe_gate: n_shared %d", a->n_shared);
+    if (a->top_k + a->n_shared > 32)
+        return fail(DG_ERR_UNSUPPORTED, "dg_moe_gate: top_k %d + n_shared %d > 32", a->top_k, a->n_shared);
     DG_REQUIRE(a->scoring == DG_SCORE_SIGMOID || a->scoring == DG_SCORE_SOFTMAX, "dg_moe_gate: scoring %d",
                a->scoring);
     DG_REQUIRE(a->method >= DG_TOPK_NOAUX_TC && a->method <= DG_TOPK_GROUP_LIMITED_GREEDY, "dg_moe_gate: method %d",

@@ -402,14 +402,17 @@ DG_API dg_status dg_silu_mul(const dg_silu_mul_args *a, dg_stream s);
  *   no groups); ties go to the lower index.
  *   w = s[chosen]; if norm_topk_prob: w /= (sum w + 1e-20); w *= scaling.
  * ids are written in descending order of the choosing score.
+ * n_shared > 0: each token's row of ids/weights is top_k + n_shared long; after the chosen experts
+ * come ids n_experts .. n_experts + n_shared - 1 with weight 1 (unscaled). DeepSeek's shared
+ * experts, bound as extra experts of moe_ffn's tables, then run in the same launches.
  * ------------------------------------------------------------------------------------------- */
 enum { DG_SCORE_SIGMOID = 0, DG_SCORE_SOFTMAX = 1 };
 enum { DG_TOPK_NOAUX_TC = 0, DG_TOPK_GREEDY = 1, DG_TOPK_GROUP_LIMITED_GREEDY = 2 };
 typedef struct {
     const float *logits; /* [n, n_experts], stride ld_logits */
     const float *bias;   /* [n_experts] or NULL */
-    int32_t *ids;        /* [n, top_k] */
-    float *weights;      /* [n, top_k] */
+    int32_t *ids;        /* [n, top_k + n_shared] */
+    float *weights;      /* [n, top_k + n_shared] */
     int64_t n;
     int64_t ld_logits;
     float scaling;
@@ -420,6 +423,7 @@ typedef struct {
     int32_t scoring;
     int32_t method;
     int32_t norm_topk_prob;
+    int32_t n_shared;    /* 0, or fixed entries after the top_k (above) */
 } dg_moe_gate_args;
 DG_API dg_status dg_moe_gate(const dg_moe_gate_args *a, dg_stream s);
 

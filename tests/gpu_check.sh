@@ -14,7 +14,7 @@ bash tests/kernels/gpu_check.sh "$logdir"
 krc=$?
 fixtures() {
     (cd tests && DEEPGO_TEST_BACKEND=cuda DEEPGO_TEST_ACT="$1" "$root/build/gpu/tests.test" -test.v \
-        -test.run 'TestReferenceFixtures|TestStepErrors' -test.timeout 5m) >"$logdir/fixtures_$1.log" 2>&1
+        -test.run 'TestReferenceFixtures|TestStepErrors|TestSharedExpertsAsExperts|TestKcTransposed' -test.timeout 5m) >"$logdir/fixtures_$1.log" 2>&1
     local rc=$?
     echo "gpu_check: reference fixtures on cuda ($1 activations) exit $rc"
     grep -E "^(--- |    --- )|reference_test.go:[0-9]+: [a-z -]+:" "$logdir/fixtures_$1.log" | head -60

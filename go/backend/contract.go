@@ -298,6 +298,7 @@ type MoEGateArgs struct {
 	Scoring      int32
 	Method       int32
 	NormTopkProb int32
+	NShared      int32 // fixed entries n_experts+j, weight 1, after the top_k per row
 }
 
 type MoEFFNArgs struct {

@@ -625,7 +625,7 @@ func (r *runner) profile() []ProfileTable {
 }
 
 func memoryInfo(m deepseek.Memory) *MemoryInfo {
-	mi := &MemoryInfo{CheckpointBytes: m.Checkpoint, WeightBytes: m.Weights, KVCacheBytes: m.KVCache,
+	mi := &MemoryInfo{CheckpointBytes: m.Checkpoint, WeightBytes: m.Weights, DerivedBytes: m.Derived, KVCacheBytes: m.KVCache,
 		KVBytesPerTokenLayer: m.KVPerTokenLayer, KVTokens: m.KVTokens, WorkspaceBytes: m.Workspace}
 	if m.Checkpoint > 0 {
 		mi.WeightRatio = float64(m.Weights) / float64(m.Checkpoint)

@@ -217,9 +217,9 @@ func (r *Report) WriteSummary(w io.Writer) {
 		fmt.Fprintln(w, s)
 	}
 	if m := r.Memory; m != nil {
-		s := fmt.Sprintf("memory: weights %s (%.1f%% of the checkpoint's %s), KV cache %s (%d bytes per token per layer, %d tokens), workspaces %s",
-			HumanBytes(m.WeightBytes), 100*m.WeightRatio, HumanBytes(m.CheckpointBytes), HumanBytes(m.KVCacheBytes),
-			m.KVBytesPerTokenLayer, m.KVTokens, HumanBytes(m.WorkspaceBytes))
+		s := fmt.Sprintf("memory: weights %s (%.1f%% of the checkpoint's %s), made from them at load %s, KV cache %s (%d bytes per token per layer, %d tokens), workspaces %s",
+			HumanBytes(m.WeightBytes), 100*m.WeightRatio, HumanBytes(m.CheckpointBytes), HumanBytes(m.DerivedBytes),
+			HumanBytes(m.KVCacheBytes), m.KVBytesPerTokenLayer, m.KVTokens, HumanBytes(m.WorkspaceBytes))
 		if m.DevicePeakBytes > 0 {
 			s += "; device peak " + HumanBytes(m.DevicePeakBytes)
 		}

@@ -97,8 +97,9 @@ type LoadInfo struct {
 // MemoryInfo is the model's memory by purpose (deepseek.Model.Memory) and the device's peak.
 type MemoryInfo struct {
 	CheckpointBytes      int64   `json:"checkpoint_bytes"`
-	WeightBytes          int64   `json:"weight_bytes"` // placed on the device (used in place on the CPU)
-	WeightRatio          float64 `json:"weight_ratio"` // weight_bytes / checkpoint_bytes
+	WeightBytes          int64   `json:"weight_bytes"`  // placed on the device (used in place on the CPU)
+	WeightRatio          float64 `json:"weight_ratio"`  // weight_bytes / checkpoint_bytes
+	DerivedBytes         int64   `json:"derived_bytes"` // made from the weights at load (tables, transposed copies)
 	KVCacheBytes         int64   `json:"kv_cache_bytes"`
 	KVBytesPerTokenLayer int64   `json:"kv_bytes_per_token_layer"` // (kv_lora_rank + qk_rope_head_dim) x cache dtype
 	KVTokens             int64   `json:"kv_tokens"`

@@ -16,13 +16,16 @@ func TestMoEGate(t *testing.T) {
 		scoring, method, norm         int32
 		bias                          bool
 		scaling                       float32
+		shared                        int32
 	}
 	cfgs := []cfg{
-		{"deepseek-v3", 256, 8, 8, 4, backend.ScoreSigmoid, backend.TopkNoauxTC, 1, true, 2.5},
-		{"noaux-nobias", 64, 6, 4, 2, backend.ScoreSigmoid, backend.TopkNoauxTC, 1, false, 1},
-		{"v2-group-limited", 160, 6, 8, 3, backend.ScoreSoftmax, backend.TopkGroupLimitedGreedy, 0, false, 16},
-		{"greedy-softmax", 64, 6, 1, 1, backend.ScoreSoftmax, backend.TopkGreedy, 0, false, 1},
-		{"greedy-odd", 7, 2, 1, 1, backend.ScoreSigmoid, backend.TopkGreedy, 1, true, 1},
+		{"deepseek-v3", 256, 8, 8, 4, backend.ScoreSigmoid, backend.TopkNoauxTC, 1, true, 2.5, 0},
+		{"noaux-nobias", 64, 6, 4, 2, backend.ScoreSigmoid, backend.TopkNoauxTC, 1, false, 1, 0},
+		{"v2-group-limited", 160, 6, 8, 3, backend.ScoreSoftmax, backend.TopkGroupLimitedGreedy, 0, false, 16, 0},
+		{"greedy-softmax", 64, 6, 1, 1, backend.ScoreSoftmax, backend.TopkGreedy, 0, false, 1, 0},
+		{"greedy-odd", 7, 2, 1, 1, backend.ScoreSigmoid, backend.TopkGreedy, 1, true, 1, 0},
+		{"peer-7b-shared", 64, 6, 1, 1, backend.ScoreSigmoid, backend.TopkNoauxTC, 1, true, 2.446, 2},
+		{"deepseek-v3-shared", 256, 8, 8, 4, backend.ScoreSigmoid, backend.TopkNoauxTC, 1, true, 2.5, 1},
 	}
 	for _, c := range cfgs {
 		for _, n := range []int64{1, 7, 129} {
@@ -34,12 +37,12 @@ func TestMoEGate(t *testing.T) {
 				if c.bias {
 					bias = e.upload(t, f32bytes(randn(r, int(c.experts), 0.1)))
 				}
-				ids := e.poisoned(t, n*int64(c.topK)*4)
-				w := e.poisoned(t, n*int64(c.topK)*4)
+				ids := e.poisoned(t, n*int64(c.topK+c.shared)*4)
+				w := e.poisoned(t, n*int64(c.topK+c.shared)*4)
 				e.run(t, func(b backend.Backend, s side) error {
 					return b.MoEGate(&backend.MoEGateArgs{Logits: logits.on(s), Bias: bias.on(s), IDs: ids.on(s),
 						Weights: w.on(s), N: n, LDLogits: ld, Scaling: c.scaling, NExperts: c.experts, TopK: c.topK,
-						NGroup: c.group, TopkGroup: c.topkGrp, Scoring: c.scoring, Method: c.method, NormTopkProb: c.norm})
+						NGroup: c.group, TopkGroup: c.topkGrp, Scoring: c.scoring, Method: c.method, NormTopkProb: c.norm, NShared: c.shared})
 				})
 				e.checkI32(t, "ids", ids)
 				e.checkOut(t, "weights", w, backend.F32, tolF32)

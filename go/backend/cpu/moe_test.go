@@ -19,6 +19,7 @@ type gateCfg struct {
 	scoring, method            int32
 	norm                       bool
 	scaling                    float32
+	nShared                    int // fixed entries E+j, weight 1, after the top_k
 }
 
 // refGate follows the header's text in float64.
@@ -100,6 +101,10 @@ func refGate(logits []float64, bias []float64, c gateCfg) ([]int32, []float64) {
 		}
 		w[k] *= float64(c.scaling)
 	}
+	for j := 0; j < c.nShared; j++ {
+		out = append(out, int32(E+j))
+		w = append(w, 1)
+	}
 	return out, w
 }
 
@@ -113,12 +118,12 @@ func runGate(t *testing.T, b *Backend, name string, c gateCfg, logits [][]float6
 			lg.set(i*ld+e, float32(v))
 		}
 	}
-	ids := i32s(t, make([]int32, n*c.topK))
-	w := newTensor(t, backend.F32, n*c.topK)
+	ids := i32s(t, make([]int32, n*(c.topK+c.nShared)))
+	w := newTensor(t, backend.F32, n*(c.topK+c.nShared))
 	w.poison()
 	a := &backend.MoEGateArgs{Logits: lg.addr, IDs: ids.addr, Weights: w.addr, N: int64(n), LDLogits: int64(ld),
 		Scaling: c.scaling, NExperts: int32(c.E), TopK: int32(c.topK), NGroup: int32(c.nGroup), TopkGroup: int32(c.topkGroup),
-		Scoring: c.scoring, Method: c.method}
+		Scoring: c.scoring, Method: c.method, NShared: int32(c.nShared)}
 	if c.norm {
 		a.NormTopkProb = 1
 	}
@@ -193,6 +198,9 @@ func TestMoEGateRandom(t *testing.T) {
 		{E: 64, topK: 6, nGroup: 1, topkGroup: 1, scoring: backend.ScoreSigmoid, method: backend.TopkNoauxTC, norm: true, scaling: 2.446},
 		{E: 12, topK: 3, nGroup: 4, topkGroup: 2, scoring: backend.ScoreSoftmax, method: backend.TopkGroupLimitedGreedy, scaling: 1},
 		{E: 7, topK: 7, scoring: backend.ScoreSoftmax, method: backend.TopkGreedy, norm: true, scaling: 1},
+		// the shared experts appended (peer-7b's 2, DeepSeek-V3's 1)
+		{E: 64, topK: 6, nGroup: 1, topkGroup: 1, scoring: backend.ScoreSigmoid, method: backend.TopkNoauxTC, norm: true, scaling: 2.446, nShared: 2},
+		{E: 256, topK: 8, nGroup: 8, topkGroup: 4, scoring: backend.ScoreSigmoid, method: backend.TopkNoauxTC, norm: true, scaling: 2.5, nShared: 1},
 	}
 	for ci, c := range cfgs {
 		for _, withBias := range []bool{false, true} {
@@ -226,6 +234,8 @@ func TestMoEGateRandom(t *testing.T) {
 	base.NGroup, base.TopK = 4, 3
 	requireErr(t, b.MoEGate(&base), backend.StatusInvalid) // 3 > 2 experts in 1 kept group
 	base.TopK, base.Method = 2, 7
+	requireErr(t, b.MoEGate(&base), backend.StatusInvalid)
+	base.Method, base.NShared = backend.TopkNoauxTC, -1
 	requireErr(t, b.MoEGate(&base), backend.StatusInvalid)
 }
 

@@ -24,6 +24,7 @@ type binder struct {
 	cfg      *weights.Config
 	allocs   []uintptr
 	bytes    int64 // weight bytes placed
+	derived  int64 // bytes made at load from the weights (own): tables, transposed copies
 	progress func(done int64)
 	stage    [2][]byte // pinned staging buffers for uploads (GPU backends)
 	pending  [2]bool
@@ -149,6 +150,7 @@ func (b *binder) own(data []byte) (uintptr, error) {
 		return 0, err
 	}
 	b.allocs = append(b.allocs, p)
+	b.derived += int64(len(data))
 	return p, b.be.Upload(p, data)
 }
 

@@ -402,20 +402,27 @@ func (m *Model) moe(p *stepPlan, ly *layer) error {
 	if c.NormTopkProb {
 		ga.NormTopkProb = 1
 	}
+	fa := backend.MoEFFNArgs{X: w.x, IDs: w.ids, Weights: w.wts, Gate: ly.expGate, Up: ly.expUp,
+		Down: ly.expDown, Y: w.d, Workspace: w.moeWS, N: T, Hidden: H, Inter: int64(c.MoeIntermediateSize),
+		LDX: H, LDY: H, NExperts: int32(E), TopK: int32(c.NumExpertsPerTok), XDType: m.Opts.ActDType,
+		YDType: backend.F32, Mode: m.Opts.LinearMode}
+	if ly.nShared > 0 && T <= sharedFusedMaxRows {
+		// the shared experts as experts E.. of the S tables, chosen by every token with weight 1
+		ga.NShared = int32(ly.nShared)
+		fa.Gate, fa.Up, fa.Down = ly.expGateS, ly.expUpS, ly.expDownS
+		fa.NExperts += ga.NShared
+		fa.TopK += ga.NShared
+	}
 	if err := be.MoEGate(&ga); err != nil {
 		return err
 	}
-	acc := int32(0)
-	if ly.hasShared {
+	if ly.hasShared && ga.NShared == 0 {
 		if err := m.mlp(ly.shared, w.x, w.d, T, 0); err != nil {
 			return err
 		}
-		acc = 1
+		fa.Accumulate = 1
 	}
-	return be.MoEFFN(&backend.MoEFFNArgs{X: w.x, IDs: w.ids, Weights: w.wts, Gate: ly.expGate, Up: ly.expUp,
-		Down: ly.expDown, Y: w.d, Workspace: w.moeWS, N: T, Hidden: H, Inter: int64(c.MoeIntermediateSize),
-		LDX: H, LDY: H, NExperts: int32(E), TopK: int32(c.NumExpertsPerTok), XDType: m.Opts.ActDType,
-		YDType: backend.F32, Accumulate: acc, Mode: m.Opts.LinearMode})
+	return be.MoEFFN(&fa)
 }
 
 func (m *Model) attention(p *stepPlan, l int) error {
@@ -450,9 +457,14 @@ func (m *Model) attention(p *stepPlan, l int) error {
 		r0 := int64(p.rowsPre)
 		nd := int64(p.nDec)
 		qrow := w.q + uintptr(r0*heads*qk*es)
-		if err := be.HeadMatmul(&backend.HeadMatmulArgs{X: qrow, Y: w.qlat, W: a.kvB, NTok: nd, NHeads: heads,
+		// q_lat = W_kc^T q_nope per head: on W_kc^T's rows where it is bound (absorb.go)
+		ha := backend.HeadMatmulArgs{X: qrow, Y: w.qlat, W: a.kvB, NTok: nd, NHeads: heads,
 			InDim: nope, OutDim: lat, Row0: 0, HeadStride: nope + vd, LDXTok: heads * qk, LDXHead: qk,
-			LDYTok: heads * lat, LDYHead: lat, Trans: 0, XDType: act, YDType: act}); err != nil {
+			LDYTok: heads * lat, LDYHead: lat, Trans: 0, XDType: act, YDType: act}
+		if a.kcT.Data != 0 {
+			ha.W, ha.HeadStride, ha.Trans = a.kcT, lat, 1
+		}
+		if err := be.HeadMatmul(&ha); err != nil {
 			return err
 		}
 		da := m.decodeArgs(qrow+uintptr(nope*es), nd, int64(p.maxLen))

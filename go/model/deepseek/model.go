@@ -64,6 +64,7 @@ type attnWeights struct {
 	qkvA        backend.Weight // q_a and kv_a stacked in one matrix (Data 0: bound apart)
 	qANorm      vec
 	kvA, kvB, o backend.Weight
+	kcT         backend.Weight // W_kc^T for decode (absorb.go; Data 0: trans 0 on kvB)
 	kvANorm     vec
 	hasQLora    bool
 }
@@ -84,6 +85,10 @@ type layer struct {
 	expUp, expDown   uintptr
 	shared           mlpWeights
 	hasShared        bool
+	// The routed tables with the shared experts appended as nShared more (shared_experts.go);
+	// nShared 0: the shared experts run apart.
+	expGateS, expUpS, expDownS uintptr
+	nShared                    int
 }
 
 // Model is a loaded DeepseekV3ForCausalLM.
@@ -110,7 +115,10 @@ type Model struct {
 type Memory struct {
 	Checkpoint int64 // tensor bytes in the checkpoint (unused ones, such as the MTP layer, are not placed)
 	Weights    int64 // weight bytes placed (or used in place on the CPU)
-	KVCache    int64 // every layer's paged latent cache
+	// Derived: bytes made from the weights at load and kept beside them (the MoE descriptor
+	// tables, W_kc transposed for decode, the shared experts' split scales).
+	Derived int64
+	KVCache int64 // every layer's paged latent cache
 	// KVPerTokenLayer is the cache bytes of one token in one layer: (kv_lora_rank +
 	// qk_rope_head_dim) elements of the cache dtype (1,152 in bf16 for DeepSeek-V3).
 	KVPerTokenLayer int64
@@ -120,7 +128,7 @@ type Memory struct {
 
 // Memory reports the model's device allocations.
 func (m *Model) Memory() Memory {
-	mem := Memory{Checkpoint: m.ckBytes, Weights: m.WeightBytes, Workspace: m.ws.bytes}
+	mem := Memory{Checkpoint: m.ckBytes, Weights: m.WeightBytes, Derived: m.bind.derived, Workspace: m.ws.bytes}
 	if c := m.KV; c != nil {
 		mem.KVTokens = int64(c.NumBlocks) * int64(c.BlockSize)
 		mem.KVPerTokenLayer = int64(c.Width) * c.DType.Size()
@@ -260,6 +268,9 @@ func (m *Model) bindLayer(l int) error {
 	if a.kvB, err = b.matrix(p+"self_attn.kv_b_proj.weight", heads*(c.QkNopeHeadDim+c.VHeadDim), c.KvLoraRank); err != nil {
 		return err
 	}
+	if err = m.bindKcT(a, p+"self_attn.kv_b_proj.weight"); err != nil {
+		return err
+	}
 	if a.o, err = b.matrix(p+"self_attn.o_proj.weight", H, heads*c.VHeadDim); err != nil {
 		return err
 	}
@@ -301,7 +312,10 @@ func (m *Model) bindLayer(l int) error {
 	}
 	if c.NSharedExperts > 0 {
 		ly.hasShared = true
-		ly.shared, err = m.bindMLP(p+"mlp.shared_experts.", c.NSharedExperts*c.MoeIntermediateSize, true)
+		if ly.shared, err = m.bindMLP(p+"mlp.shared_experts.", c.NSharedExperts*c.MoeIntermediateSize, true); err != nil {
+			return err
+		}
+		return m.bindSharedTables(ly, p+"mlp.shared_experts.", gates, ups, downs)
 	}
 	return err
 }

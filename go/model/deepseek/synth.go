@@ -18,6 +18,9 @@ type SynthOptions struct {
 	DType      string // "bf16", "fp8" (e4m3 with 128x128 block scales on linear weights) or "f32"
 	Seed       uint64
 	ShardBytes int64 // split into files of at most this many bytes (0: 4 GiB)
+	// VaryScales: fp8 block scales spread over [0.5, 1.5] x amp/448 instead of one value, so
+	// that a test can tell one scale block from another.
+	VaryScales bool
 	Progress   func(done, total int64)
 }
 
@@ -189,8 +192,12 @@ func synthTensors(s TensorSpec, o SynthOptions) []synthTensor {
 		})
 	}
 	br, bc := (rows+127)/128, (cols+127)/128
-	sc := floatTensor(s.Name+"_scale_inv", []int64{br, bc}, weights.F32, br*bc,
-		func(int64) float32 { return amp / 448 })
+	scale := func(int64) float32 { return amp / 448 }
+	if o.VaryScales {
+		skey := nameSeed(o.Seed, s.Name+"_scale_inv")
+		scale = func(i int64) float32 { return amp / 448 * (1 + 0.5*uniform(skey, uint64(i))) }
+	}
+	sc := floatTensor(s.Name+"_scale_inv", []int64{br, bc}, weights.F32, br*bc, scale)
 	return []synthTensor{q, sc}
 }
 

@@ -111,8 +111,9 @@ func (m *Model) allocWorkspace() error {
 	alloc(&w.g, 2*T*int64(w.interMax)*a, "mlp gate (| up when stacked)")
 	alloc(&w.u, T*int64(w.interMax)*a, "mlp up")
 	alloc(&w.rlog, T*E*4, "router logits")
-	alloc(&w.ids, T*k*4, "expert ids")
-	alloc(&w.wts, T*k*4, "expert weights")
+	kS := k + int64(c.NSharedExperts) // moe_gate appends the shared experts (shared_experts.go)
+	alloc(&w.ids, T*kS*4, "expert ids")
+	alloc(&w.wts, T*kS*4, "expert weights")
 	alloc(&w.xsel, R*H*a, "selected rows")
 	alloc(&w.logits, R*int64(c.VocabSize)*4, "logits")
 	alloc(&w.pick, 2*R*4, "argmax ids")
@@ -171,7 +172,12 @@ func (m *Model) allocWorkspace() error {
 		fa := backend.MoEFFNArgs{N: T, Hidden: H, Inter: int64(c.MoeIntermediateSize), LDX: H, LDY: H,
 			NExperts: int32(c.NRoutedExperts), TopK: int32(c.NumExpertsPerTok), XDType: o.ActDType,
 			YDType: backend.F32, Mode: o.LinearMode}
-		alloc(&w.moeWS, m.be.MoEFFNWorkspaceSize(&fa), "moe scratch")
+		bytes := m.be.MoEFFNWorkspaceSize(&fa)
+		if S := int32(c.NSharedExperts); S > 0 { // short steps run the shared experts inside (shared_experts.go)
+			fa.N, fa.NExperts, fa.TopK = min(T, sharedFusedMaxRows), fa.NExperts+S, fa.TopK+S
+			bytes = max(bytes, m.be.MoEFFNWorkspaceSize(&fa))
+		}
+		alloc(&w.moeWS, bytes, "moe scratch")
 	}
 	return err
 }
