@@ -9,7 +9,8 @@ package kernels
 // emulation wherever they run.
 //
 //	build/gpu/kernels.test -test.run 'W8A8' -test.v
-//	DEEPGO_W8A8_GEMM=emulate build/gpu/kernels.test -test.run 'W8A8' -test.v   # the old path, A/B
+//	DEEPGO_W8A8_GEMM=emulate build/gpu/kernels.test -test.run 'W8A8' -test.v   # the f32 emulation, A/B
+//	DEEPGO_W8A8_GEMM=nosplit build/gpu/kernels.test -test.run 'W8A8' -test.v   # whole tiles, no stream-K
 
 import (
 	"math"
@@ -87,6 +88,96 @@ func TestLinearW8A8Wgmma(t *testing.T) {
 		w := e.weight(t, r, backend.F8E4M3, 9000, 7168, 7168, 128, 128)
 		e.runLinear(t, r, w, 9000, 256, 7168, 9000, backend.F32, backend.BF16, backend.LinearW8A8, 0, w8a8Tol(backend.BF16))
 	})
+}
+
+// TestLinearW8A8StreamK: the default schedule cuts the weight blocks' k-blocks into one range per
+// group of mt blocks (mt token blocks), so a tile's k-blocks can be split between consecutive groups:
+// each later part is written as an f32 partial that the block holding the tile's first k-block adds
+// (in group order) before it stores y, with accumulate applied once. These shapes cut tiles into
+// 2-3 parts (mt 5: 26 groups, 130 blocks), 7 parts (ranges of 8 k-blocks), 16 parts with a partial
+// weight tile, and many short tiles (cols 2048); bf16 and f32 y with and without accumulate. A part
+// lost, added twice, read before it is written or added to the wrong tile is off by far more than
+// tolW8A8. DEEPGO_W8A8_GEMM=nosplit runs whole tiles (the A/B path) and must pass the same cases.
+func TestLinearW8A8StreamK(t *testing.T) {
+	e := setup(t)
+	type shape struct{ m, rows, cols int64 }
+	i := 0
+	for _, sh := range []shape{{200, 256, 7168}, {100, 200, 16384}, {512, 1024, 2048}} {
+		for _, yd := range actTypes {
+			for _, acc := range []int32{0, 1} {
+				xd := actTypes[i%2]
+				i++
+				t.Run(name("m", sh.m, "rows", sh.rows, "cols", sh.cols, "x", xd, "y", yd, "acc", acc), func(t *testing.T) {
+					r := rng(t)
+					w := e.weight(t, r, backend.F8E4M3, sh.rows, sh.cols, sh.cols, 128, 128)
+					e.runLinear(t, r, w, sh.rows, sh.m, sh.cols, sh.rows, xd, yd, backend.LinearW8A8, acc, w8a8Tol(yd))
+				})
+			}
+		}
+	}
+	t.Run(name("m", 640, "rows", 1536, "cols", 7168, "x", backend.BF16, "y", backend.BF16, "acc", 1), func(t *testing.T) {
+		r := rng(t)
+		w := e.weight(t, r, backend.F8E4M3, 1536, 7168, 7168, 128, 128)
+		e.runLinear(t, r, w, 1536, 640, 7168, 1536, backend.BF16, backend.BF16, backend.LinearW8A8, 1, tolBF16)
+	})
+}
+
+// TestLinearW8A8WholeTiles: shapes whose whole tiles fill their last wave (>= 95% of the SMs) skip
+// stream-K; on a 132-SM H100, 132 and 264 weight tiles of one token block are one and two full waves.
+func TestLinearW8A8WholeTiles(t *testing.T) {
+	e := setup(t)
+	for _, rows := range []int64{132 * 128, 264*128 - 50} {
+		for _, yd := range actTypes {
+			t.Run(name("rows", rows, "y", yd), func(t *testing.T) {
+				r := rng(t)
+				const m, cols = 100, 256
+				w := e.weight(t, r, backend.F8E4M3, rows, cols, cols, 128, 128)
+				e.runLinear(t, r, w, rows, m, cols, rows, backend.BF16, yd, backend.LinearW8A8, int32(rows%2), w8a8Tol(yd))
+			})
+		}
+	}
+}
+
+// TestLinearW8A8Deterministic: the same call gives the same bits (the split points depend only on the
+// shape and the SM count, and each tile's parts are added in a fixed order), also after the
+// workspace held another call's partials and flags (poisoned in between, then a call with other x).
+func TestLinearW8A8Deterministic(t *testing.T) {
+	e := setup(t)
+	const m, rows, cols = 256, 1024, 7168
+	for _, yd := range actTypes {
+		t.Run(name("y", yd), func(t *testing.T) {
+			r := rng(t)
+			w := e.weight(t, r, backend.F8E4M3, rows, cols, cols, 128, 128)
+			x := e.upload(t, encode(randn(r, m*cols, 1), backend.BF16))
+			x2 := e.upload(t, encode(randn(r, m*cols, 1), backend.BF16))
+			args := func(x, y *dual, s side) backend.LinearArgs {
+				return backend.LinearArgs{X: x.on(s), Y: y.on(s), W: w.on(s), M: m, LDX: cols, LDY: rows,
+					XDType: backend.BF16, YDType: yd, Mode: backend.LinearW8A8}
+			}
+			y1, y2, y3 := e.poisoned(t, m*rows*yd.Size()), e.poisoned(t, m*rows*yd.Size()), e.poisoned(t, m*rows*yd.Size())
+			ga := args(x, y1, onGPU)
+			if !e.gpu.LinearSupported(&ga) {
+				t.Skipf("UNSUPPORTED on cuda: %+v", ga)
+			}
+			ws := e.workspaces(t, func(s side) int64 { a := args(x, y1, s); return e.be(s).LinearWorkspaceSize(&a) })
+			call := func(x, y *dual) {
+				e.run(t, func(b backend.Backend, s side) error {
+					a := args(x, y, s)
+					a.Workspace = ws.on(s)
+					return b.Linear(&a)
+				})
+			}
+			call(x, y1)
+			if err := e.gpu.Memset(ws.g, 0xFF, e.gpu.LinearWorkspaceSize(&ga)); err != nil { // stale flags read 1
+				t.Fatalf("gpu memset: %v", err)
+			}
+			call(x2, y3)
+			call(x, y2)
+			e.checkRows(t, "y1", y1, yd, m, rows, rows, w8a8Tol(yd))
+			e.checkRows(t, "y3", y3, yd, m, rows, rows, w8a8Tol(yd))
+			e.sameBits(t, "y of the repeated call", y2, y1, yd)
+		})
+	}
 }
 
 // TestLinearW8A8Fallback: W8A8 shapes the wgmma path must leave to the emulation (and that must
