@@ -27,13 +27,16 @@
  * bf16 q over a bf16 cache with latent 512 + rope 64 (DeepSeek's) takes the tensor-core pass 1 in
  * mla_decode_mma.cu instead (DEEPGO_MLA_DECODE=simt keeps this one), with fewer splits when the
  * rows x head groups already fill the GPU; the combine is shared. bf16 prefill with suitable shapes
- * takes mla_prefill_mma.cu (DEEPGO_MLA_PREFILL=scalar keeps the one here).
+ * takes mla_prefill_mma.cu (DEEPGO_MLA_PREFILL=scalar keeps the one here). On H100/H200 with heads %
+ * 64 == 0 the wgmma pass 1 of mla_decode_wgmma.cu runs instead (DEEPGO_MLA_DECODE=mma keeps
+ * mla_decode_mma.cu); with one split it writes out itself and the combine is skipped.
  *
  * Variants: q/kv/out F32 or BF16 (prefill dtype; decode dtype), cache F32 or BF16. Math in f32.
  * Test: go test ./tests/kernels -run 'MLA' -v
  */
 #include "common.cuh"
 #include "mla_decode_mma.cuh"
+#include "mla_decode_wgmma.cuh"
 
 using namespace dg;
 
@@ -372,9 +375,11 @@ DG_API dg_status dg_mla_decode(const dg_mla_decode_args *a, dg_stream s) {
     DG_REQUIRE(a->workspace != nullptr, "dg_mla_decode: needs a workspace of %lld bytes",
                (long long)dg_mla_decode_workspace_size(a));
     DG_REQUIRE(rows <= 65535, "dg_mla_decode: %lld query rows > 65535", (long long)rows);
-    const bool mma = mla_decode_mma_ok(a);
+    const bool wgmma = mla_decode_wgmma_ok(a); /* H100/H200, heads % 64 == 0: mla_decode_wgmma.cu */
+    const bool mma = !wgmma && mla_decode_mma_ok(a);
     int splits = decode_splits(a); /* the most splits; the workspace is sized for these */
-    if (mma) splits = mla_decode_mma_splits(a, splits);
+    if (wgmma) splits = mla_decode_wgmma_splits(a, splits);
+    else if (mma) splits = mla_decode_mma_splits(a, splits);
     int64_t chunk = ceil_div(a->max_seq_len > 0 ? a->max_seq_len : 1, splits);
     chunk = ceil_div(chunk, KT) * KT;
     int D = a->latent + a->rope;
@@ -383,6 +388,14 @@ DG_API dg_status dg_mla_decode(const dg_mla_decode_args *a, dg_stream s) {
     dim3 cgrid((unsigned)a->n_heads, (unsigned)rows);
     cudaStream_t cs = stream_of(s);
     dg_status st;
+    if (wgmma) {
+        bool wrote_out = false; /* one split: the kernel normalised and wrote out itself */
+        if ((st = mla_decode_wgmma(a, splits, chunk, &wrote_out, cs))) return st;
+        if (wrote_out) return DG_OK;
+        launch_pdl(mla_decode_combine_kernel<__nv_bfloat16>, cgrid, DC_MAX_SPLITS, 0, cs, *a, splits, chunk);
+        DG_LAUNCHED("mla_decode_combine_kernel");
+        return DG_OK;
+    }
     if (mma) {
         if ((st = mla_decode_mma(a, splits, chunk, cs))) return st;
         launch_pdl(mla_decode_combine_kernel<__nv_bfloat16>, cgrid, DC_MAX_SPLITS, 0, cs, *a, splits, chunk);

@@ -129,6 +129,13 @@ func TestMLADecode(t *testing.T) {
 			{[]int32{33, 129}, 1, 20},
 			// 64 rows of 32 heads: few splits, so each covers two or more key tiles there.
 			{[]int32{1500, 1333, 64, 6, 900, 1499, 700, 1200, 31, 1024, 1025, 400, 999, 1400, 77, 1100}, 4, 32},
+			// 64 and 128 heads: the wgmma path on H100/H200 (bf16, latent 512). Few rows: many splits,
+			// partial last tiles, one key, rows that fit in one 64-key tile.
+			{[]int32{1, 63, 64, 65, 700, 2100}, 1, 128},
+			{[]int32{2, 63, 64, 65, 700, 2100}, 2, 128},
+			{[]int32{1, 130, 1000}, 1, 64},
+			// 64 rows of 128 heads fill the GPU's SMs: one split, out written by the kernel itself.
+			{wgmmaOneSplitLens(), 1, 128},
 		} {
 			for _, dt := range actTypes {
 				for _, cd := range actTypes {
@@ -140,6 +147,17 @@ func TestMLADecode(t *testing.T) {
 			}
 		}
 	}
+}
+
+// wgmmaOneSplitLens are 64 sequence lengths from 1 to 1500 (1, 63, 64, 65 among them): with 128
+// heads, 64 rows x 2 head groups fill an H100's 132 SMs, so the wgmma decode runs one split.
+func wgmmaOneSplitLens() []int32 {
+	lens := make([]int32, 64)
+	for i := range lens {
+		lens[i] = int32(1 + (i*397)%1500)
+	}
+	lens[1], lens[2], lens[3] = 63, 64, 65
+	return lens
 }
 
 func testMLADecode(t *testing.T, e *env, latent, rope int32, lens []int32, qps int32, heads int64, dt, cd backend.DType) {
