@@ -54,7 +54,7 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_mma_kernel(const bf *__restri
     __shared__ float part[WARPS][32][NT][4];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
-    const int tpb = WARPS / S;
+    const int tpb = (int)(blockDim.x >> 5) / S; /* row tiles per block */
     const int64_t tph = (hd.out + 15) / 16; /* row tiles per head */
     const int64_t tile = (int64_t)blockIdx.x * tpb + warp / S;
     const int ks = warp % S;
@@ -132,13 +132,12 @@ dg_status launch_nt(const __nv_bfloat16 *x, YT *y, const dg_weight &w, int64_t m
     const int64_t tiles = ceil_div(hd.out, 16) * hd.n;
     const int64_t iters = ceil_div(w.cols, (int64_t)(fp8 ? gemv_tile_cols<true, NT>() : gemv_tile_cols<false, NT>()));
     const int S = gemv_tile_split(tiles, iters, WARPS);
-    const unsigned grid = (unsigned)ceil_div(tiles, WARPS / S);
+    const int bw = gemv_tile_block_warps(S, WARPS);
+    const unsigned grid = (unsigned)ceil_div(tiles, bw / S);
     if (fp8)
-        launch_pdl(gemv_mma_kernel<true, NT, YT>, grid, WARPS * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate, S,
-                   hd);
+        launch_pdl(gemv_mma_kernel<true, NT, YT>, grid, bw * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate, S, hd);
     else
-        launch_pdl(gemv_mma_kernel<false, NT, YT>, grid, WARPS * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate, S,
-                   hd);
+        launch_pdl(gemv_mma_kernel<false, NT, YT>, grid, bw * 32, 0, st, x, y, w, (int)m, ld_x, ld_y, accumulate, S, hd);
     DG_LAUNCHED("gemv_mma_kernel");
     return DG_OK;
 }

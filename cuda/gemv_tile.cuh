@@ -5,6 +5,8 @@
 #include "gemm.cuh"
 #include <stdlib.h>
 #include <string.h>
+#include <stdlib.h>
+#include <string.h>
 
 namespace dg {
 
@@ -128,6 +130,19 @@ inline int gemv_tile_split(int64_t tiles, int64_t iters, int max_s) {
     while (2 * s <= max_s && (overfill ? tiles * s < cap && 2 * s <= iters : tiles * 2 * s <= cap && 2 * s <= 2 * iters))
         s *= 2;
     return s;
+}
+
+/* Warps per block for split S: one row tile's S warps (two tiles at S = 1), not max_warps / S
+ * tiles. Row tiles stream for equal times, so a grid of few large blocks ends unevenly: DeepSeek-V3's
+ * fp8 gate/up at batch 1 (1,152 tiles, S = 1) was 144 blocks of 8 warps on 132 SMs, 12 of them
+ * holding two, at 56% of copy on the H100. Small blocks let the block scheduler even it out.
+ * DEEPGO_GEMV_BLOCK=8 keeps blocks of max_warps (A/B runs). */
+inline int gemv_tile_block_warps(int S, int max_warps) {
+    static const bool wide = [] {
+        const char *e = getenv("DEEPGO_GEMV_BLOCK");
+        return e && strcmp(e, "8") == 0;
+    }();
+    return wide ? max_warps : std::max(S, 2);
 }
 
 }  // namespace dg

@@ -134,7 +134,7 @@ __global__ void __launch_bounds__(GU_WARPS * 32)
     if (e < 0 || e >= E) return; /* uniform over the block */
     const dg_weight g = G[e], u = Up[e];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int64_t i0 = ((int64_t)blockIdx.x * (GU_WARPS / S) + warp / S) * 16;
+    const int64_t i0 = ((int64_t)blockIdx.x * ((int)(blockDim.x >> 5) / S) + warp / S) * 16;
     const int ks = warp % S;
     const int64_t nrow = std::max<int64_t>(0, std::min<int64_t>(16, inter - i0));
     const bf *xr[1] = {x + (as / top_k) * ld_x};
@@ -363,8 +363,9 @@ dg_status moe_gemv_mma(const dg_moe_ffn_args *a, __nv_bfloat16 *H, cudaStream_t 
     /* the expert's dtype is only known on the device: size the splits for bf16 (more iterations) */
     const int64_t gu_tiles = ceil_div(a->inter, (int64_t)16);
     const int Sg = gemv_tile_split(gu_tiles * A, ceil_div(a->hidden, (int64_t)gemv_tile_cols<false>()), GU_WARPS);
-    dim3 g1((unsigned)ceil_div(gu_tiles, (int64_t)(GU_WARPS / Sg)), (unsigned)A);
-    launch_pdl(moe_gateup_mma_kernel, g1, GU_WARPS * 32, 0, cs, (const bf *)a->x, a->ld_x, a->ids, a->top_k,
+    const int bw = gemv_tile_block_warps(Sg, GU_WARPS);
+    dim3 g1((unsigned)ceil_div(gu_tiles, (int64_t)(bw / Sg)), (unsigned)A);
+    launch_pdl(moe_gateup_mma_kernel, g1, bw * 32, 0, cs, (const bf *)a->x, a->ld_x, a->ids, a->top_k,
                a->n_experts, a->gate, a->up, H, ldh, a->inter, Sg);
     DG_LAUNCHED("moe_gateup_mma_kernel");
 
