@@ -120,6 +120,24 @@ dg_status opt_in_smem(size_t bytes, const char *name) {
 
 static inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+/* Whether a wgmma kernel (sm_90a code only) can run here: compute capability 9.0, smem bytes of
+ * shared memory per block, and the loaded code the real kernel. A library built without sm_90a
+ * (DEEPGO_CUDA_ARCHS 80 or 90, say) carries only the trap stub, JIT-compiled from PTX: a handful
+ * of registers where the real kernels hold their accumulators (over a hundred), so fewer than 64
+ * means the stub. Callers cache the answer (one device per process). */
+static inline bool sm90a_kernel_ok(const void *kernel, size_t smem) {
+    bind_device();
+    if (device_attr(cudaDevAttrComputeCapabilityMajor, 0) != 9 || device_attr(cudaDevAttrComputeCapabilityMinor, -1) != 0)
+        return false;
+    if ((size_t)device_attr(cudaDevAttrMaxSharedMemoryPerBlockOptin, 0) < smem) return false;
+    cudaFuncAttributes fa;
+    if (cudaFuncGetAttributes(&fa, kernel) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    return fa.numRegs >= 64;
+}
+
 static inline bool is_act_dtype(int32_t t) { return t == DG_F32 || t == DG_BF16; }
 static inline bool is_float_dtype(int32_t t) { return t == DG_F32 || t == DG_BF16 || t == DG_F16; }
 static inline const char *dtype_name(int32_t t) {

@@ -534,28 +534,13 @@ bool make_map(CUtensorMap *map, CUtensorMapDataType dt, const void *base, uint64
                           CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-/* Compute capability 9.0, the kernel's loaded code the real one, the driver's tensor-map encoder,
- * enough shared memory. Once per process. A library built without sm_90a (DEEPGO_CUDA_ARCHS 80 or
- * 90, say) would run the trap stub, JIT-compiled from compute_80/90 PTX: the stub needs a handful
- * of registers where the real kernel holds 128 accumulators per consumer thread (168 at entry), so
- * fewer than 64 registers means the stub. */
+/* Both kernels' real sm_90a code loaded on a cc 9.0 device with the shared memory (sm90a_kernel_ok:
+ * the real kernel holds 168 registers at entry, the trap stub a handful), and the driver's
+ * tensor-map encoder. Once per process. */
 bool w8a8_device_ok() {
-    static const bool ok = [] {
-        bind_device();
-        if (device_attr(cudaDevAttrComputeCapabilityMajor, 0) != 9 ||
-            device_attr(cudaDevAttrComputeCapabilityMinor, -1) != 0)
-            return false;
-        if (device_attr(cudaDevAttrMaxSharedMemoryPerBlockOptin, 0) < W8_SMEM) return false;
-        for (const void *k : {(const void *)w8a8_wgmma_kernel<float>, (const void *)w8a8_wgmma_kernel<__nv_bfloat16>}) {
-            cudaFuncAttributes fa;
-            if (cudaFuncGetAttributes(&fa, k) != cudaSuccess) {
-                (void)cudaGetLastError();
-                return false;
-            }
-            if (fa.numRegs < 64) return false;
-        }
-        return encode_tiled() != nullptr;
-    }();
+    static const bool ok = sm90a_kernel_ok((const void *)w8a8_wgmma_kernel<float>, W8_SMEM) &&
+                           sm90a_kernel_ok((const void *)w8a8_wgmma_kernel<__nv_bfloat16>, W8_SMEM) &&
+                           encode_tiled() != nullptr;
     return ok;
 }
 

@@ -414,23 +414,10 @@ int mw_sms() {
     return n;
 }
 
-/* Compute capability 9.0, enough shared memory, and the kernel's loaded code the real one: a
- * library built without sm_90a would run the trap stub (a handful of registers where the real
- * kernel holds 128 accumulators per thread). Once per process. */
+/* The kernel's real sm_90a code on a cc 9.0 device with the shared memory (sm90a_kernel_ok). Once
+ * per process. */
 bool mw_device_ok() {
-    static const bool ok = [] {
-        bind_device();
-        if (device_attr(cudaDevAttrComputeCapabilityMajor, 0) != 9 ||
-            device_attr(cudaDevAttrComputeCapabilityMinor, -1) != 0)
-            return false;
-        if (device_attr(cudaDevAttrMaxSharedMemoryPerBlockOptin, 0) < MW_SMEM) return false;
-        cudaFuncAttributes fa;
-        if (cudaFuncGetAttributes(&fa, (const void *)mla_decode_wgmma_kernel) != cudaSuccess) {
-            (void)cudaGetLastError();
-            return false;
-        }
-        return fa.numRegs >= 64;
-    }();
+    static const bool ok = sm90a_kernel_ok((const void *)mla_decode_wgmma_kernel, MW_SMEM);
     return ok;
 }
 
