@@ -5,8 +5,6 @@
 #include "gemm.cuh"
 #include <stdlib.h>
 #include <string.h>
-#include <stdlib.h>
-#include <string.h>
 
 namespace dg {
 
@@ -111,14 +109,12 @@ __device__ __forceinline__ const float *gemv_tile_scale_row(const dg_weight &w, 
     return w.scale + (r / w.block_rows) * lds;
 }
 
-/* Warps per row tile (split-K): the most, a power of two up to max_s, that keep the grid within
- * 16 warps per SM (what the tile's ~120 registers let 256-thread blocks hold: 2 per SM), with at
- * least one column iteration each. Past one wave the last blocks run on a third of the SMs: the
- * MoE gate/up at peer-7b batch 1 (704 tiles) took S = 4, 1.33 waves, 38 us on the H100 (ncu),
- * where S = 2 is one wave with twice the columns per warp. And a batch-1 GEMV is a few loads
- * per warp: fp8 at 2048 columns (8 iterations) had S = 4 under a two-iterations-per-warp rule,
- * 4 warps per SM, 0.5 TB/s (ncu). DEEPGO_GEMV_SPLIT=overfill keeps the earlier rule (up to twice
- * the resident warps, two iterations per warp; A/B runs). */
+/* Warps per row tile (split-K): the most, a power of two up to max_s and the column iterations,
+ * that keep the grid within 16 warps per SM (what the tile's ~120 registers let 256-thread blocks
+ * hold: 2 per SM). Past one wave the last blocks run on a third of the SMs: the MoE gate/up at
+ * peer-7b batch 1 (704 tiles) took S = 4, 1.33 waves, 38 us on the H100 (ncu), where S = 2 is one
+ * wave with twice the columns per warp. DEEPGO_GEMV_SPLIT=overfill keeps the earlier rule (doubling
+ * while under 16 warps per SM, so up to twice that; A/B runs). */
 inline int gemv_tile_split(int64_t tiles, int64_t iters, int max_s) {
     static const int sms = device_attr(cudaDevAttrMultiProcessorCount, 132);
     static const bool overfill = [] {
@@ -127,8 +123,7 @@ inline int gemv_tile_split(int64_t tiles, int64_t iters, int max_s) {
     }();
     const int64_t cap = 16LL * sms;
     int s = 1;
-    while (2 * s <= max_s && (overfill ? tiles * s < cap && 2 * s <= iters : tiles * 2 * s <= cap && 2 * s <= 2 * iters))
-        s *= 2;
+    while (2 * s <= max_s && 2 * s <= iters && (overfill ? tiles * s < cap : tiles * 2 * s <= cap)) s *= 2;
     return s;
 }
 
