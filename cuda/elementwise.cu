@@ -23,14 +23,29 @@ using namespace dg;
 
 namespace {
 
+/* A thread's elements in batches of EMB_BATCH, every load of a batch before its stores: loads and
+ * stores interleaved one by one wait a DRAM round trip each (the compiler cannot move a load above
+ * a store that might alias it), 14 us for one DeepSeek-V3 row (7168) on the H100. */
+constexpr int EMB_BATCH = 8;
+
 __global__ void embed_kernel(dg_embed_args a) {
     pdl_enter();
     int64_t t = blockIdx.x;
     int32_t id = a.ids[t];
     bool ok = id >= 0 && id < a.table.rows;
-    for (int64_t j = threadIdx.x; j < a.table.cols; j += blockDim.x) {
-        float v = ok ? ld_elem(a.table.data, a.table.dtype, (int64_t)id * a.table.ld + j) : 0.f;
-        st_elem(a.out, a.out_dtype, t * a.ld_out + j, v);
+    const int64_t step = (int64_t)blockDim.x * EMB_BATCH;
+    for (int64_t j0 = threadIdx.x; j0 < a.table.cols; j0 += step) {
+        float v[EMB_BATCH];
+#pragma unroll
+        for (int k = 0; k < EMB_BATCH; k++) {
+            const int64_t j = j0 + (int64_t)k * blockDim.x;
+            v[k] = ok && j < a.table.cols ? ld_elem(a.table.data, a.table.dtype, (int64_t)id * a.table.ld + j) : 0.f;
+        }
+#pragma unroll
+        for (int k = 0; k < EMB_BATCH; k++) {
+            const int64_t j = j0 + (int64_t)k * blockDim.x;
+            if (j < a.table.cols) st_elem(a.out, a.out_dtype, t * a.ld_out + j, v[k]);
+        }
     }
 }
 
@@ -115,7 +130,7 @@ DG_API dg_status dg_embed(const dg_embed_args *a, dg_stream s) {
     DG_REQUIRE(a->n <= INT32_MAX, "dg_embed: n too large");
     DG_NOT_NULL(a->ids, "dg_embed");
     DG_NOT_NULL(a->out, "dg_embed");
-    int threads = a->table.cols >= 256 ? 256 : 64;
+    int threads = a->table.cols >= 2048 ? 1024 : a->table.cols >= 256 ? 256 : 64;
     launch_pdl(embed_kernel, (unsigned)a->n, threads, 0, stream_of(s), *a);
     DG_LAUNCHED("embed_kernel");
     return DG_OK;
