@@ -207,6 +207,31 @@ __device__ __forceinline__ uint8_t f32_to_e4m3(float f) {
     return (uint8_t)__nv_cvt_float_to_fp8(f, __NV_SATFINITE, __NV_E4M3);
 }
 
+/* One 16-lane group's quantisation of 128 channels (8 per lane, v) with act_quant's arithmetic
+ * (the W8A8 GEMM's x quantisation and the W8A8 GEMV tile's):
+ * s = amax / 448, q = e4m3(x / s) (satfinite, round to nearest; division, as the emulation and the
+ * wgmma path), q = 0 and s = 0 for an all-zero block. Returns the lane's 8 codes; s in *sc. */
+__device__ __forceinline__ uint2 act_quant8(const float (&v)[8], float *sc) {
+    const unsigned gmask = 0xFFFFu << (threadIdx.x & 16);
+    float amax = 0.f;
+#pragma unroll
+    for (int e = 0; e < 8; e++) amax = fmaxf(amax, fabsf(v[e]));
+#pragma unroll
+    for (int o = 8; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(gmask, amax, o));
+    const float s = amax / 448.f;
+    *sc = s;
+    uint2 packed = make_uint2(0u, 0u);
+    if (amax > 0.f) {
+        uint32_t p[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+            p[e] = (uint32_t)__nv_cvt_float2_to_fp8x2(make_float2(v[2 * e] / s, v[2 * e + 1] / s), __NV_SATFINITE,
+                                                      __NV_E4M3);
+        packed.x = p[0] | (p[1] << 16), packed.y = p[2] | (p[3] << 16);
+    }
+    return packed;
+}
+
 __device__ __forceinline__ float to_f32(float v) { return v; }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }

@@ -73,7 +73,8 @@
  *   amax / 448, cvt.rn.satfinite) is unchanged, so q and s are the same bytes.
  *
  * Where: mode W8A8, e4m3 W with block_rows == block_cols == 128, cols % 128 == 0, W rows 16-byte
- *   aligned, m > 32, compute capability 9.0 with the sm_90a code loaded (w8a8_wgmma_ok). Elsewhere
+ *   aligned, m > 8 (1..8: gemv_w8a8.cu), compute capability 9.0 with the sm_90a code loaded
+ *   (w8a8_wgmma_ok). Elsewhere
  *   linear.cu's emulation (f32 q*s into the workspace, f32 GEMV/SIMT GEMM) runs, as it does for
  *   every call when DEEPGO_W8A8_GEMM=emulate (read once; "nosplit" keeps the wgmma path with whole
  *   tiles, no stream-K). The sm_80/89 builds of this file keep a trap stub of the kernel; the host
@@ -133,11 +134,10 @@ __global__ void __launch_bounds__(W8_QUANT_THREADS)
         for (int i = threadIdx.x; i < nflags; i += W8_QUANT_THREADS) flags[i] = 0u;
     const int kb = blockIdx.x * (W8_QUANT_THREADS / 16) + (threadIdx.x >> 4);
     const int l16 = threadIdx.x & 15;
-    /* whole 16-lane groups leave together, so the shuffles below see only live lanes of a group */
+    /* whole 16-lane groups leave together, so act_quant8's shuffles see only live lanes of a group */
     if (kb >= nkb) return;
     const int64_t K = (int64_t)nkb * W8_BK;
     const int64_t k0 = (int64_t)kb * W8_BK + l16 * W8_QUANT_PER;
-    const unsigned gmask = 0xFFFFu << (threadIdx.x & 16);
     for (int64_t t = blockIdx.y; t < m; t += gridDim.y) {
         const XT *src = x + t * ld_x + k0;
         float v[W8_QUANT_PER];
@@ -155,21 +155,8 @@ __global__ void __launch_bounds__(W8_QUANT_THREADS)
 #pragma unroll
             for (int i = 0; i < W8_QUANT_PER; i++) v[i] = to_f32(src[i]);
         }
-        float amax = 0.f;
-#pragma unroll
-        for (int i = 0; i < W8_QUANT_PER; i++) amax = fmaxf(amax, fabsf(v[i]));
-#pragma unroll
-        for (int o = 8; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(gmask, amax, o));
-        const float sc = amax / 448.f;
-        uint2 packed = make_uint2(0u, 0u);
-        if (amax > 0.f) {
-            uint32_t p[4];
-#pragma unroll
-            for (int i = 0; i < 4; i++)
-                p[i] = (uint32_t)__nv_cvt_float2_to_fp8x2(make_float2(v[2 * i] / sc, v[2 * i + 1] / sc), __NV_SATFINITE,
-                                                          __NV_E4M3);
-            packed.x = p[0] | (p[1] << 16), packed.y = p[2] | (p[3] << 16);
-        }
+        float sc;
+        const uint2 packed = act_quant8(v, &sc);
         *(uint2 *)(q + t * K + k0) = packed;
         if (l16 == 0) s[(int64_t)kb * ld_s + t] = sc;
     }
@@ -648,7 +635,9 @@ bool w8a8_wgmma_ok(const dg_linear_args *a) {
     const dg_weight &w = a->w;
     if (w.dtype != DG_F8E4M3 || w.block_rows != 128 || w.block_cols != 128) return false;
     if (!is_act_dtype(a->x_dtype) || !is_act_dtype(a->y_dtype)) return false;
-    if (a->m <= 32 || a->m > INT32_MAX - 2 * W8_BM) return false; /* decode (m <= 32) stays on the GEMV */
+    /* 1..8 rows take gemv_w8a8.cu; 9..32 (batched decode) come here too: the emulation they took
+     * before is a SIMT f32 GEMV on dequantised x */
+    if (a->m <= 8 || a->m > INT32_MAX - 2 * W8_BM) return false;
     if (w.rows <= 0 || w.rows > INT32_MAX - 2 * W8_BN || w.cols <= 0 || w.cols % W8_BK != 0 || w.cols > INT32_MAX)
         return false;
     if ((uintptr_t)w.data % 16 != 0 || w.ld % 16 != 0 || w.ld < w.cols) return false;

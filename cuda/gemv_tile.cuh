@@ -114,15 +114,21 @@ __device__ __forceinline__ const float *gemv_tile_scale_row(const dg_weight &w, 
  * hold: 2 per SM). Past one wave the last blocks run on a third of the SMs: the MoE gate/up at
  * peer-7b batch 1 (704 tiles) took S = 4, 1.33 waves, 38 us on the H100 (ncu), where S = 2 is one
  * wave with twice the columns per warp. DEEPGO_GEMV_SPLIT=overfill keeps the earlier rule (doubling
- * while under 16 warps per SM, so up to twice that; A/B runs). */
-inline int gemv_tile_split(int64_t tiles, int64_t iters, int max_s) {
+ * while under 16 warps per SM, so up to twice that; A/B runs). A kernel with fewer registers passes
+ * the warps per SM it can hold, and pow2 = false lets S be any count (gemv_w8a8.cu, whose blocks are
+ * S warps; the W8A16 kernels keep powers of two). */
+inline int gemv_tile_split(int64_t tiles, int64_t iters, int max_s, int warps_per_sm = 16, bool pow2 = true) {
     static const int sms = device_attr(cudaDevAttrMultiProcessorCount, 132);
     static const bool overfill = [] {
         const char *e = getenv("DEEPGO_GEMV_SPLIT");
         return e && strcmp(e, "overfill") == 0;
     }();
-    const int64_t cap = 16LL * sms;
+    const int64_t cap = (int64_t)warps_per_sm * sms;
     int s = 1;
+    if (!pow2) { /* any count: e.g. 5 warps x 448 tiles fill 17 of 20 warps per SM where 4 fill 13.6 */
+        while (s + 1 <= max_s && s + 1 <= iters && tiles * (s + 1) <= cap) s++;
+        return s;
+    }
     while (2 * s <= max_s && 2 * s <= iters && (overfill ? tiles * s < cap : tiles * 2 * s <= cap)) s *= 2;
     return s;
 }

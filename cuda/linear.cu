@@ -26,8 +26,10 @@
  *   W8A8  (mode DG_LINEAR_W8A8, F8E4M3 weights): x is quantised per token per bc channels to
  *         e4m3 (scale amax/448, kernel.py's act_quant) into the workspace as q*scale in f32, then
  *         the GEMV or the f32 SIMT GEMM run on it. That is an exact emulation of sum_b (x_q.w_q) * xs * ws up to
- *         f32 summation order. On H100/H200 (sm_90a), m > 32, 128x128 blocks, cols % 128 == 0: e4m3 x and
+ *         f32 summation order. On H100/H200 (sm_90a), m > 8, 128x128 blocks, cols % 128 == 0: e4m3 x and
  *         scales into the workspace and the wgmma fp8 GEMM of gemm_fp8_wgmma.cu (DEEPGO_W8A8_GEMM=emulate: never).
+ *         On sm_89+, m <= 8, 128-column blocks: gemv_w8a8.cu (x quantised in each block's shared
+ *         memory, e4m3 mma.sync; DEEPGO_W8A8_GEMV=emulate: never).
  *         Workspace: m * cols * 4 bytes (rounded up to 256), or what the wgmma path needs where it applies.
  * Layout: x [m, cols] stride ld_x; y [m, rows] stride ld_y; W [rows, cols] stride ld.
  *
@@ -44,6 +46,7 @@
 #include "gemm.cuh"
 #include "gemm_fp8_wgmma.cuh"
 #include "gemv_mma.cuh"
+#include "gemv_w8a8.cuh"
 #include <stdlib.h>
 #include <type_traits>
 
@@ -413,6 +416,7 @@ DG_API dg_status dg_linear(const dg_linear_args *a, dg_stream s) {
         DG_REQUIRE(a->workspace != nullptr, "dg_linear: W8A8 needs a workspace of %lld bytes",
                    (long long)dg_linear_workspace_size(a));
         DG_REQUIRE(a->m <= INT32_MAX, "dg_linear: m too large");
+        if (gemv_w8a8_ok(a)) return gemv_w8a8(a, cs);
         if (w8a8_wgmma_ok(a)) return w8a8_wgmma(a, cs);
         float *xq = (float *)a->workspace;
         if (a->x_dtype == DG_F32)

@@ -38,12 +38,14 @@
  *   else mma.sync tiles; the SiLU product goes to the down GEMM as bf16 (what the mma tiles
  *   rounded it to anyway). F32 x: SIMT f32 tiles. W8A8: x and the SiLU product are quantised
  *   per token per block_cols (read from the first expert's descriptor) before their GEMMs, which
- *   then run in f32 (an exact emulation; native e4m3 mma is a later speed issue).
+ *   then run in f32 (an exact emulation); for n <= 8 on sm_89+ moe_gemv_w8a8.cu's e4m3 tensor-core
+ *   GEMVs instead (the same quantisation, in shared memory).
  *   Workspace: see moe_layout() (about A * (2*inter + hidden) * 4 bytes plus small tables).
  *
  * Test: go test ./tests/kernels -run 'MoE' -v
  */
 #include "gemm.cuh"
+#include "gemv_w8a8.cuh"
 #include "moe_gemv_mma.cuh"
 
 using namespace dg;
@@ -676,6 +678,7 @@ DG_API dg_status dg_moe_ffn(const dg_moe_ffn_args *a, dg_stream s) {
     const int E = a->n_experts;
     const bool w8a8 = a->mode == DG_LINEAR_W8A8;
     const bool grouped = moe_gemv_mma_grouped_ok(a);
+    if (w8a8 && moe_gemv_w8a8_ok(a)) return moe_gemv_w8a8(a, G, cs);
     if (!w8a8 && !grouped && a->n <= MOE_GEMV_MAX_N && a->hidden <= MV_MAX_HIDDEN && a->top_k <= 32) {
         /* decode: read only the chosen experts' rows, at full bandwidth, in two launches */
         if (moe_gemv_mma_ok(a)) return moe_gemv_mma(a, (__nv_bfloat16 *)G, cs);

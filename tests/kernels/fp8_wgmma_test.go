@@ -3,7 +3,7 @@ package kernels
 // Tests of dg_linear's W8A8 mode on Hopper's fp8 tensor cores (cuda/gemm_fp8_wgmma.cu): e4m3 x
 // (quantised per token per 128 channels into the workspace) times e4m3 W with 128x128 block
 // scales, wgmma m64n128k32 with each 128-wide k block promoted to f32. The CUDA side takes it on
-// a compute capability 9.0 device for m > 32, 128x128 blocks, cols % 128 == 0 and 16-byte W rows;
+// a compute capability 9.0 device for m > 8 (1..8: the W8A8 GEMV, w8a8_gemv_test.go), 128x128 blocks, cols % 128 == 0 and 16-byte W rows;
 // elsewhere (and for every call under DEEPGO_W8A8_GEMM=emulate) the f32 emulation runs, which
 // these cases then check the same way. TestLinearW8A8Fallback holds shapes that must take the
 // emulation wherever they run.
@@ -181,8 +181,8 @@ func TestLinearW8A8Deterministic(t *testing.T) {
 }
 
 // TestLinearW8A8Fallback: W8A8 shapes the wgmma path must leave to the emulation (and that must
-// still be right): block shapes other than 128x128, cols % 128 != 0, W rows not 16-byte aligned,
-// and decode sizes (m <= 32, the GEMV).
+// still be right): block shapes other than 128x128, cols % 128 != 0, W rows not 16-byte aligned;
+// and m = 32, batched decode, which the wgmma path takes since the W8A8 GEMV took m <= 8.
 func TestLinearW8A8Fallback(t *testing.T) {
 	e := setup(t)
 	type cs struct {
@@ -197,7 +197,7 @@ func TestLinearW8A8Fallback(t *testing.T) {
 		{"block128x64", 100, 384, 512, 512, 128, 64, backend.F32, backend.BF16},
 		{"cols200", 64, 256, 200, 200, 128, 128, backend.BF16, backend.F32},
 		{"ldw-unaligned", 64, 256, 512, 516, 128, 128, backend.BF16, backend.F32},
-		{"m32-gemv", 32, 384, 512, 512, 128, 128, backend.BF16, backend.BF16},
+		{"m32", 32, 384, 512, 512, 128, 128, backend.BF16, backend.BF16},
 	}
 	for _, c := range cases {
 		for _, acc := range []int32{0, 1} {
