@@ -133,6 +133,20 @@ inline int gemv_tile_split(int64_t tiles, int64_t iters, int max_s, int warps_pe
     return s;
 }
 
+/* Warps per SM that Kernel holds in blocks of two warps (its registers and shared memory decide),
+ * for gemv_tile_split's warps_per_sm; 16 if the runtime cannot say. */
+template <auto Kernel> int tile_warps_per_sm() {
+    static const int w = [] {
+        int nb = 0;
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, Kernel, 64, 0) != cudaSuccess || nb <= 0) {
+            cudaGetLastError();
+            return 16;
+        }
+        return std::min(2 * nb, 32);
+    }();
+    return w;
+}
+
 /* Warps per block for split S: one row tile's S warps (two tiles at S = 1), not max_warps / S
  * tiles. Row tiles stream for equal times, so a grid of few large blocks ends unevenly: DeepSeek-V3's
  * fp8 gate/up at batch 1 (1,152 tiles, S = 1) was 144 blocks of 8 warps on 132 SMs, 12 of them

@@ -86,28 +86,23 @@ __global__ void __launch_bounds__(warps_max<MT>() * 32) gemv_w8a8_kernel(const X
     }
 }
 
-/* Warps per SM the kernel holds in blocks of two (its registers and shared memory decide): with one
- * token ~93 registers leave room for 20, where gemv_tile_split's default assumes the W8A16 tile's
- * 16. DeepSeek-V3's gate/up at m=1 (2,304 row tiles) is then one wave on 132 SMs, not 1.09. */
-template <int MT, typename XT, typename YT> int warps_per_sm() {
-    static const int w = [] {
-        int nb = 0;
-        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, gemv_w8a8_kernel<MT, XT, YT>, 64, 0) != cudaSuccess ||
-            nb <= 0) {
-            cudaGetLastError();
-            return 16;
-        }
-        return std::min(2 * nb, 32);
+/* DEEPGO_W8A8_SPLIT=pow2 keeps split counts to powers of two, as the W8A16 tile's (A/B runs). */
+bool pow2_split() {
+    static const bool p = [] {
+        const char *e = getenv("DEEPGO_W8A8_SPLIT");
+        return e && strcmp(e, "pow2") == 0;
     }();
-    return w;
+    return p;
 }
 
 template <int MT, typename XT, typename YT>
 dg_status launch(const dg_linear_args *a, cudaStream_t st) {
     const dg_weight &w = a->w;
     const int64_t tiles = ceil_div(w.rows, 16);
+    /* with one token ~93 registers hold 20 warps per SM, where the default assumes the W8A16
+     * tile's 16: DeepSeek-V3's gate_proj at m=1 (1,152 tiles) then splits in two */
     const int S = gemv_tile_split(tiles, ceil_div(w.cols, (int64_t)W8V_IC), warps_max<MT>(),
-                                  warps_per_sm<MT, XT, YT>(), pow2_split());
+                                  tile_warps_per_sm<gemv_w8a8_kernel<MT, XT, YT>>(), pow2_split());
     const int bw = gemv_tile_block_warps(S, warps_max<MT>());
     const unsigned grid = (unsigned)ceil_div(tiles, bw / S);
     launch_pdl(gemv_w8a8_kernel<MT, XT, YT>, grid, bw * 32, 0, st, (const XT *)a->x, (YT *)a->y, w, (int)a->m,
@@ -131,14 +126,6 @@ dg_status launch_any(const dg_linear_args *a, cudaStream_t st) {
 }  // namespace
 
 namespace dg {
-
-bool pow2_split() {
-    static const bool p = [] {
-        const char *e = getenv("DEEPGO_W8A8_SPLIT");
-        return e && strcmp(e, "pow2") == 0;
-    }();
-    return p;
-}
 
 bool w8a8_gemv_device_ok() {
     static const bool ok = [] {

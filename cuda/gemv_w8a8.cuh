@@ -5,10 +5,6 @@
 
 namespace dg {
 
-/* Split-K counts of the W8A8 GEMVs: any count that fits (false), or powers of two as the W8A16
- * tile's (DEEPGO_W8A8_SPLIT=pow2, A/B runs). */
-bool pow2_split();
-
 /* sm_89+ (e4m3 mma.sync) and DEEPGO_W8A8_GEMV is not "emulate". */
 bool w8a8_gemv_device_ok();
 

@@ -6,7 +6,7 @@
  * a warp owns 16 rows of gate_e and of up_e against its token's x (quantised by the tile as it
  * goes), and after the split-K sum H[a, i] = silu(g) * u stays f32 (the emulation quantises the f32
  * product; a bf16 copy moved a few percent of its e4m3 roundings, 4-5% of some outputs). down: grid (hidden / 16, n), top_k * S warps; the block
- * holds its token's top_k rows of H, warp (k, ks) reads 16 rows of down_e against H row k,
+ * reads its token's top_k rows of H: warp (k, ks) reads 16 rows of down_e against H row k
  * (quantised likewise), scales by the routing weight, and the block adds the warps' tiles in warp order.
  *
  * The x quantisation block is expert 0's block_cols (as moe.cu's emulation takes it). Where it is
@@ -21,8 +21,6 @@
 
 #include "w8a8_tile.cuh"
 #include <math.h>
-#include <stdlib.h>
-#include <string.h>
 
 using namespace dg;
 
@@ -188,17 +186,9 @@ template <typename XT>
 dg_status run(const dg_moe_ffn_args *a, float *H, cudaStream_t cs) {
     const int64_t ldh = (a->inter + 3) / 4 * 4, A = a->n * a->top_k;
     const int64_t gu_tiles = ceil_div(a->inter, (int64_t)16);
-    static const int wps = [] {
-        int nb = 0;
-        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, moe_gateup_w8a8_kernel<XT>, 64, 0) != cudaSuccess ||
-            nb <= 0) {
-            cudaGetLastError();
-            return 16;
-        }
-        return std::min(2 * nb, 32);
-    }();
     /* powers of two: S = 3 for peer-7b's 704 tiles lost 5% against 2 (H100) */
-    const int Sg = gemv_tile_split(gu_tiles * A, ceil_div(a->hidden, (int64_t)W8V_IC), GU_WARPS, wps);
+    const int Sg = gemv_tile_split(gu_tiles * A, ceil_div(a->hidden, (int64_t)W8V_IC), GU_WARPS,
+                                   tile_warps_per_sm<moe_gateup_w8a8_kernel<XT>>());
     const int bw = gemv_tile_block_warps(Sg, GU_WARPS);
     dim3 g1((unsigned)ceil_div(gu_tiles, (int64_t)(bw / Sg)), (unsigned)A);
     launch_pdl(moe_gateup_w8a8_kernel<XT>, g1, bw * 32, 0, cs, (const XT *)a->x, a->ld_x, a->ids, a->top_k,

@@ -45,25 +45,16 @@ constexpr int W8V_IC = 256; /* columns per iteration: 4 rounds of 64, two x bloc
 constexpr int W8V_XLD = W8V_IC + 64;
 template <int MT> constexpr int w8v_warp_smem() { return MT * W8V_XLD + (MT * 8 + 15) / 16 * 16; } /* 16-byte multiple */
 
-/* Loads the 8 elements of x at [c, c + 8) as f32 (zeros past cols). 16-byte aligned rows of bf16
- * (cols % 8 == 0) or f32 (cols % 4 == 0). */
-template <typename XT>
-__device__ __forceinline__ void w8v_load8(const XT *row, int64_t c, int64_t cols, float (&v)[8]) {
+/* The 8 f32 elements of x at [c, c + 8) (zeros past cols): 16-byte aligned rows, cols % 4 == 0. */
+__device__ __forceinline__ void w8v_load8(const float *row, int64_t c, int64_t cols, float (&v)[8]) {
     if (c >= cols) {
 #pragma unroll
         for (int i = 0; i < 8; i++) v[i] = 0.f;
         return;
     }
-    if constexpr (sizeof(XT) == 2) {
-        const uint4 r = *(const uint4 *)(row + c);
-        const XT *e = (const XT *)&r;
-#pragma unroll
-        for (int i = 0; i < 8; i++) v[i] = to_f32(e[i]);
-    } else {
-        const float4 a = *(const float4 *)(row + c);
-        const float4 b = c + 4 < cols ? *(const float4 *)(row + c + 4) : make_float4(0.f, 0.f, 0.f, 0.f);
-        v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
-    }
+    const float4 a = *(const float4 *)(row + c);
+    const float4 b = c + 4 < cols ? *(const float4 *)(row + c + 4) : make_float4(0.f, 0.f, 0.f, 0.f);
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
 }
 
 /* acc += this warp's split of D[16 rows][8 tokens] = W[r0 .. r0+16) . q(x)^T over the column
@@ -123,7 +114,7 @@ __device__ __forceinline__ void w8v_tile_dot(const char *wa, const char *wb, boo
             __syncwarp();
             for (int q = 0; q < m; q++) {
                 float v[8];
-                w8v_load8<XT>(xr[q], xc, cols, v);
+                w8v_load8(xr[q], xc, cols, v);
                 put(q, v);
             }
         }
